@@ -1,0 +1,1 @@
+"""Thin engine adapters (PyFlink, Beam) around the core. No business logic here."""

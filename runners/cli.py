@@ -1,0 +1,63 @@
+"""The `shiftstream` command line: one sub-command per verb."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _config_check(args) -> int:
+    from transforms.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        print(f"{args.file}: invalid", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"{args.file or 'embedded default'}: ok ({len(cfg.segments.rules)} segment rules, "
+          f"session gap {cfg.sessions.gap / 60000:g} min, lateness {cfg.event_time.allowed_lateness / 1000:g} s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import lookup, run, simulate
+
+    parser = argparse.ArgumentParser(prog="shiftstream", description="Real-time personalization as stream jobs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write simulated clickstream events with ground truth")
+    simulate.add_arguments(p)
+    p.set_defaults(func=simulate.main)
+
+    p = sub.add_parser("run", help="run the job over a file or a Kafka topic into Redis")
+    run.add_arguments(p)
+    p.set_defaults(func=run.main)
+
+    p = sub.add_parser("lookup", help="print a user's decision from Redis as JSON")
+    lookup.add_arguments(p)
+    p.set_defaults(func=lookup.main)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser("check", help="validate a configuration file")
+    c.add_argument("file", nargs="?", help="YAML file (default: the embedded config/default.yaml)")
+    c.set_defaults(func=_config_check)
+
+    p = sub.add_parser("demo", help="simulate events, run the job into a local Redis, print a summary")
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--workdir", default=".demo")
+    p.add_argument("--redis-url", help="use this Redis instead of starting a local redis-server")
+    p.set_defaults(func=lambda a: __import__("runners.demo", fromlist=["main"]).main(a))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

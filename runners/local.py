@@ -1,0 +1,134 @@
+"""Local servers for the demo and the tests: a redis-server and a Kafka-protocol broker on loopback ports."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s}s")
+
+
+class LocalRedis:
+    """A throwaway redis-server on a free loopback port, no persistence; use as a context manager."""
+
+    def __init__(self, port: int | None = None, binary: str = "redis-server"):
+        self.port = port or free_port()
+        self.binary = shutil.which(binary) or binary
+        self.dir = tempfile.mkdtemp(prefix="shiftstream-redis-")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "LocalRedis":
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--protected-mode", "yes", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        _wait_port(self.port, self.proc, "redis-server", 10)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalRedis":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _noida_binary() -> str:
+    try:
+        import noida_db
+    except ImportError as exc:
+        raise RuntimeError("noida-db is not installed (pip install noida-db)") from exc
+    return str(Path(noida_db.__file__).resolve().parent / "noida-db")
+
+
+class LocalKafka:
+    """A Kafka-protocol broker (noida-db) on a free loopback port, data in a temp dir; a context manager."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="shiftstream-kafka-")
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(self.dir) / "broker.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "LocalKafka":
+        binary = _noida_binary()
+        self._log_fo = open(self.log, "wb")
+        # the binary itself, not the wrapper script: it stops cleanly on SIGINT
+        self.proc = subprocess.Popen(
+            [binary, "start", "--only", "kafka", "--kafka-port", str(self.port), "--host", "127.0.0.1",
+             "--data-dir", str(Path(self.dir) / "data")],
+            stdout=self._log_fo, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_port(self.port, self.proc, "noida-db (kafka)", 20)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+                self.proc.wait(10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        if getattr(self, "_log_fo", None):
+            self._log_fo.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalKafka":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":  # a quick manual check: start both, print where they are, stop on Enter
+    with LocalRedis() as r, LocalKafka() as k:
+        print(r.url, k.bootstrap)
+        sys.stdin.readline()

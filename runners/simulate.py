@@ -1,0 +1,131 @@
+"""`shiftstream simulate`: write simulated events, privacy requests, broken messages and the ground truth."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from schemas import MemoryRegistry, WireCodec, write_container, write_frames
+
+from .simulator import SimConfig, Simulation, simulate, wire_messages
+
+
+def sidecar_paths(out: Path) -> dict[str, Path]:
+    """Where the files beside an output go: truth, privacy requests, broken messages."""
+    stem = out.with_suffix("")
+    ext = out.suffix or ".avro"
+    return {"truth": Path(f"{stem}.truth.json"), "privacy": Path(f"{stem}.privacy{ext}"),
+            "bad": Path(f"{stem}.bad.frames")}
+
+
+def write_outputs(sim: Simulation, out: Path, seed: int) -> dict[str, Path]:
+    """Write a simulation to files: `.avro` (container, broken messages beside it) or `.frames` (all in one)."""
+    paths = sidecar_paths(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".frames":
+        wire = WireCodec(MemoryRegistry(), "interaction")
+        write_frames(out, wire_messages(sim, wire))
+        pwire = WireCodec(MemoryRegistry(), "privacy_request")
+        write_frames(paths["privacy"], (pwire.encode(p) for p in sim.privacy))
+        paths.pop("bad")
+    else:
+        write_container(out, "interaction", sim.events, seed=seed)
+        write_container(paths["privacy"], "privacy_request", sim.privacy, seed=seed)
+        write_frames(paths["bad"], (m for _, m in sim.malformed))
+    paths["truth"].write_text(json.dumps(sim.truth, separators=(",", ":")))
+    paths["events"] = out
+    return paths
+
+
+def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rate: float | None,
+            progress: bool = True) -> int:
+    """Produce the simulation to Kafka in the wire format, optionally at `rate` events/s; returns messages sent."""
+    from confluent_kafka import Producer
+    from tqdm import tqdm
+
+    wire = WireCodec(MemoryRegistry(), "interaction")
+    pwire = WireCodec(MemoryRegistry(), "privacy_request")
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000,
+                         "enable.idempotence": True})
+    sent = 0
+    t0 = time.monotonic()
+    bar = tqdm(total=len(sim.events) + len(sim.malformed), desc="produce", unit="msg", disable=not progress,
+               file=sys.stderr)
+    for msg in wire_messages(sim, wire):
+        while True:
+            try:
+                producer.produce(topic, msg)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        if sent % 1000 == 0:
+            producer.poll(0)
+            bar.update(1000)
+            if rate:
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+    for p in sim.privacy:
+        producer.produce(privacy_topic, pwire.encode(p), key=None)
+    left = producer.flush(60)
+    bar.update(sent % 1000)
+    bar.close()
+    if left:
+        raise RuntimeError(f"{left} messages were not delivered to {bootstrap}")
+    return sent
+
+
+def add_arguments(p) -> None:
+    defaults = SimConfig()
+    p.add_argument("--users", type=int, default=defaults.users)
+    p.add_argument("--events", type=int, default=defaults.events)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--out", type=Path, help="events file: .avro (container) or .frames (wire-format messages)")
+    p.add_argument("--days", type=float, default=defaults.days)
+    for f in fields(SimConfig):
+        if f.name in ("users", "events", "seed", "days"):
+            continue
+        p.add_argument("--" + f.name.replace("_", "-"), type=float, default=f.default, dest=f.name)
+    p.add_argument("--kafka-bootstrap", help="also produce to this Kafka bootstrap address")
+    p.add_argument("--topic", default="interactions")
+    p.add_argument("--privacy-topic", default="privacy-requests")
+    p.add_argument("--rate", type=float, help="events/s when producing to Kafka (default: as fast as possible)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def main(args) -> int:
+    from tqdm import tqdm
+
+    if not args.out and not args.kafka_bootstrap:
+        print("simulate: give --out FILE and/or --kafka-bootstrap HOST:PORT", file=sys.stderr)
+        return 2
+    cfg = SimConfig(**{f.name: getattr(args, f.name) for f in fields(SimConfig)})
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.events, desc="simulate", unit="ev", disable=args.quiet, file=sys.stderr, mininterval=0.5)
+    sim = simulate(cfg, progress=bar.update)
+    bar.close()
+    t_gen = time.perf_counter() - t0
+    written = {}
+    if args.out:
+        written = write_outputs(sim, args.out, cfg.seed)
+    sent = None
+    if args.kafka_bootstrap:
+        sent = produce(sim, args.kafka_bootstrap, args.topic, args.privacy_topic, args.rate, not args.quiet)
+    elapsed = time.perf_counter() - t0
+    c = sim.truth["counts"]
+    print(f"simulated {c['events']:,} events ({c['deliveries']:,} deliveries) for {c['users']:,} users "
+          f"in {elapsed:.1f}s ({c['events'] / max(elapsed, 1e-9):,.0f} events/s; generation {t_gen:.1f}s)")
+    print(f"  sessions {c['sessions']:,}  shifts {c['shifts']:,}  late {c['late']:,}  duplicates {c['duplicates']:,}  "
+          f"malformed {c['malformed']:,}  privacy requests {c['privacy']:,}")
+    types: dict[str, int] = {}
+    for u in sim.truth["users"].values():
+        types[u["type"]] = types.get(u["type"], 0) + 1
+    print("  behaviour types: " + ", ".join(f"{k} {v}" for k, v in sorted(types.items())))
+    for name, path in written.items():
+        print(f"  {name:<8} {path}")
+    if sent is not None:
+        print(f"  produced {sent:,} messages to {args.kafka_bootstrap} topic {args.topic}")
+    return 0

@@ -1,0 +1,306 @@
+"""The one configuration file, loaded into typed, validated settings (durations in milliseconds)."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; `problems` lists each bad key with the reason."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def parse_duration(value: Any) -> int:
+    """'30m' -> 1_800_000 ms; a bare number means seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s or 5m, got {value!r}")
+    if isinstance(value, (int, float)):
+        return int(round(value * 1000))
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return int(round(float(m.group(1)) * _UNITS[m.group(2)]))
+    raise ValueError(f"expected a duration like 200ms, 30s, 5m, 1h or 7d, got {value!r}")
+
+
+def _dur(default: str, minimum: int = 0, doc: str = "") -> Any:
+    return field(default=parse_duration(default), metadata={"kind": "duration", "min": minimum, "doc": doc})
+
+
+def _int(default: int, minimum: int = 0, doc: str = "") -> Any:
+    return field(default=default, metadata={"kind": "int", "min": minimum, "doc": doc})
+
+
+def _num(default: float, lo: float, hi: float, doc: str = "") -> Any:
+    return field(default=default, metadata={"kind": "float", "min": lo, "max": hi, "doc": doc})
+
+
+def _choice(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"kind": "choice", "choices": choices})
+
+
+def _str(default: str | None, optional: bool = False) -> Any:
+    return field(default=default, metadata={"kind": "str", "optional": optional})
+
+
+@dataclass(frozen=True)
+class EventTime:
+    allowed_lateness: int = _dur("2m")
+    watermark_idleness: int = _dur("30s", 1)
+    dedup_horizon: int = _dur("1h")
+    dedup_max_ids: int = _int(2000, 1)
+
+
+@dataclass(frozen=True)
+class Sessions:
+    gap: int = _dur("30m", 1)
+    max_length: int = _dur("4h", 1)
+
+
+@dataclass(frozen=True)
+class Windows:
+    sliding: tuple[int, ...] = field(default=(300_000, 3_600_000, 86_400_000), metadata={"kind": "durations"})
+    max_events: int = _int(512, 1)
+
+
+@dataclass(frozen=True)
+class Profile:
+    affinity_half_life: int = _dur("7d", 1)
+    recent_sessions: int = _int(10, 2)
+    max_categories: int = _int(64, 2)
+
+
+@dataclass(frozen=True)
+class Shift:
+    short_half_life_events: float = _num(6, 1, 1e6)
+    long_half_life_events: float = _num(60, 1, 1e6)
+    min_events: int = _int(20, 1)
+    threshold: float = _num(0.35, 0.0, 1.0)
+    cooldown_events: int = _int(25, 0)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    when: str
+
+
+@dataclass(frozen=True)
+class Segments:
+    default: str = _str("general")
+    rules: tuple[Rule, ...] = field(default=(), metadata={"kind": "rules"})
+
+
+@dataclass(frozen=True)
+class Batching:
+    micro_batch_size: int = _int(256, 1)
+    flush_interval: int = _dur("200ms", 1)
+
+
+@dataclass(frozen=True)
+class Models:
+    dir: str | None = _str(None, optional=True)
+    reload_interval: int = _dur("10s", 1)
+    intra_op_threads: int = _int(1, 1)
+
+
+@dataclass(frozen=True)
+class Redis:
+    url: str = _str("redis://127.0.0.1:6379/0")
+    key_prefix: str = _str("ss:d:")
+    ttl: int = _dur("7d", 1000)
+    in_flight_batches: int = _int(1, 0)
+
+
+@dataclass(frozen=True)
+class Kafka:
+    bootstrap: str = _str("127.0.0.1:9092")
+    events_topic: str = _str("interactions")
+    privacy_topic: str = _str("privacy-requests")
+    decisions_topic: str = _str("decisions")
+    dead_letter_topic: str = _str("dead-letters")
+    late_topic: str = _str("late-events")
+    group_id: str = _str("shiftstream")
+    schema_registry_url: str = _str("memory://")
+
+
+@dataclass(frozen=True)
+class Engine:
+    parallelism: int = _int(1, 1)
+    checkpoint_interval: int = _dur("30s", 100)
+    checkpoint_mode: str = _choice("exactly_once", "exactly_once", "at_least_once")
+    execution_mode: str = _choice("thread", "thread", "process")
+
+
+@dataclass(frozen=True)
+class Privacy:
+    consent_mode: str = _choice("opt_out", "opt_out", "opt_in")
+    key_env: str = _str("SHIFTSTREAM_PSEUDONYM_KEY")
+    key_file: str | None = _str(None, optional=True)
+    require_key: bool = field(default=False, metadata={"kind": "bool"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings; sections mirror the YAML file's top-level keys."""
+
+    version: int = 1
+    event_time: EventTime = EventTime()
+    sessions: Sessions = Sessions()
+    windows: Windows = Windows()
+    profile: Profile = Profile()
+    shift: Shift = Shift()
+    segments: Segments = Segments()
+    batching: Batching = Batching()
+    models: Models = Models()
+    redis: Redis = Redis()
+    kafka: Kafka = Kafka()
+    engine: Engine = Engine()
+    privacy: Privacy = Privacy()
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with whole sections or dotted keys changed: `cfg.replace(**{"redis.url": "redis://..."})`."""
+        out = self
+        for key, value in changes.items():
+            if "." in key:
+                section, name = key.split(".", 1)
+                out = dataclasses.replace(out, **{section: dataclasses.replace(getattr(out, section), **{name: value})})
+            else:
+                out = dataclasses.replace(out, **{key: value})
+        return out
+
+
+def _convert(path: str, f: dataclasses.Field, value: Any, problems: list[str]) -> Any:
+    meta = f.metadata
+    kind = meta.get("kind", "str")
+    try:
+        if kind == "duration":
+            v = parse_duration(value)
+            if v < meta.get("min", 0):
+                raise ValueError(f"must be at least {meta['min']} ms, got {value!r}")
+            return v
+        if kind == "durations":
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"expected a non-empty list of durations, got {value!r}")
+            vs = tuple(sorted(parse_duration(x) for x in value))
+            if vs[0] <= 0:
+                raise ValueError("window widths must be positive")
+            return vs
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"expected an integer, got {value!r}")
+            if value < meta.get("min", 0):
+                raise ValueError(f"must be at least {meta['min']}, got {value}")
+            return value
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expected a number, got {value!r}")
+            if not meta["min"] <= value <= meta["max"]:
+                raise ValueError(f"must be between {meta['min']} and {meta['max']}, got {value}")
+            return float(value)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"expected true or false, got {value!r}")
+            return value
+        if kind == "choice":
+            if value not in meta["choices"]:
+                raise ValueError(f"must be one of {', '.join(meta['choices'])}, got {value!r}")
+            return value
+        if kind == "rules":
+            if not isinstance(value, list):
+                raise ValueError(f"expected a list of {{name, when}} rules, got {value!r}")
+            rules = []
+            for i, r in enumerate(value):
+                if not isinstance(r, dict) or set(r) != {"name", "when"}:
+                    raise ValueError(f"rule {i} must have exactly the keys name and when, got {r!r}")
+                rules.append(Rule(str(r["name"]), str(r["when"])))
+            return tuple(rules)
+        if value is None and meta.get("optional"):
+            return None
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a non-empty string, got {value!r}")
+        return value
+    except ValueError as exc:
+        problems.append(f"{path}: {exc}")
+        return f.default
+
+
+def _section(cls: type, path: str, data: Any, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a mapping of keys, got {data!r}")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(f"{path}.{key}: unknown key (known: {', '.join(fields)})")
+            continue
+        values[key] = _convert(f"{path}.{key}", fields[key], value, problems)
+    return cls(**values)
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    """Typed settings from a parsed YAML mapping; missing keys take their defaults."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ConfigError([f"the file must hold a mapping of sections, got {type(data).__name__}"], source)
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in sections:
+            problems.append(f"{key}: unknown section (known: {', '.join(sections)})")
+        elif key == "version":
+            if value != 1:
+                problems.append(f"version: only version 1 is understood, got {value!r}")
+        else:
+            values[key] = _section(sections[key].type if isinstance(sections[key].type, type)
+                                   else type(sections[key].default), key, value, problems)
+    cfg = Config(**values)
+    problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    from .features import feature_names
+    from .segments import RuleError, compile_rules
+
+    problems = []
+    if cfg.sessions.max_length <= cfg.sessions.gap:
+        problems.append("sessions.max_length: must be longer than sessions.gap")
+    if cfg.shift.long_half_life_events <= cfg.shift.short_half_life_events:
+        problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
+    if not cfg.redis.url.startswith(("redis://", "unix://")):
+        problems.append(f"redis.url: must start with redis:// or unix://, got {cfg.redis.url!r}")
+    if not cfg.kafka.schema_registry_url.startswith(("memory://", "http://", "https://")):
+        problems.append("kafka.schema_registry_url: must start with memory://, http:// or https://")
+    try:
+        compile_rules(cfg.segments.rules, feature_names(cfg))
+    except RuleError as exc:
+        problems.append(f"segments.rules: {exc}")
+    return problems
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Settings from a YAML file (the embedded default when no path is given)."""
+    p = Path(path) if path else DEFAULT_PATH
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"no such file: {p}"], str(p)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(p)) from None
+    return config_from_dict(data or {}, str(p))
