@@ -179,7 +179,7 @@ def simulate(cfg: SimConfig, progress=None) -> Simulation:
             exc_cat = rng.choice(CATEGORIES) if excursion else None
             session_start = t
             session_first = produced
-            hint = f"s-{u.uid}-{s_i}"
+            hint = f"s{rng.getrandbits(48):012x}"  # opaque: free-text fields must not carry the raw user id
             cart: list[tuple[str, str, float]] = []
             target = produced + length
             while produced < target:

@@ -251,11 +251,23 @@ def _section(cls: type, path: str, data: Any, problems: list[str]) -> Any:
     return cls(**values)
 
 
-def config_from_dict(data: dict, source: str = "config") -> Config:
-    """Typed settings from a parsed YAML mapping; missing keys take their defaults."""
+def _embedded_defaults() -> dict:
+    return yaml.safe_load(DEFAULT_PATH.read_text())
+
+
+def config_from_dict(data: dict, source: str = "config", defaults: bool = True) -> Config:
+    """Typed settings from a parsed YAML mapping; keys it leaves out keep the embedded default file's values."""
     problems: list[str] = []
     if not isinstance(data, dict):
         raise ConfigError([f"the file must hold a mapping of sections, got {type(data).__name__}"], source)
+    if defaults:
+        merged = _embedded_defaults()
+        for key, value in data.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        data = merged
     sections = {f.name: f for f in dataclasses.fields(Config)}
     values: dict[str, Any] = {}
     for key, value in data.items():
@@ -303,4 +315,4 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError([f"no such file: {p}"], str(p)) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(p)) from None
-    return config_from_dict(data or {}, str(p))
+    return config_from_dict(data or {}, str(p), defaults=p != DEFAULT_PATH)

@@ -11,7 +11,7 @@ def test_default_file_loads_with_typed_durations():
     assert cfg.sessions.gap == 30 * 60_000
     assert cfg.windows.sliding == (300_000, 3_600_000, 86_400_000)
     assert cfg.batching.flush_interval == 200
-    assert [r.name for r in cfg.segments.rules][:2] == ["engaged_browser", "cart_abandoner"]
+    assert [r.name for r in cfg.segments.rules][:2] == ["engaged_browser", "quick_visitor"]
 
 
 @pytest.mark.parametrize("text, ms", [("200ms", 200), ("30s", 30_000), ("5m", 300_000), ("1.5h", 5_400_000), (2, 2000)])
@@ -34,6 +34,12 @@ def test_bad_values_name_the_key_and_why(data, words):
     with pytest.raises(ConfigError) as exc:
         config_from_dict(data)
     assert any(words in p for p in exc.value.problems), exc.value.problems
+
+
+def test_a_partial_file_keeps_the_other_defaults():
+    cfg = config_from_dict({"sessions": {"gap": "10m"}})
+    assert cfg.sessions.gap == 600_000 and cfg.sessions.max_length == 4 * 3_600_000
+    assert len(cfg.segments.rules) == 4
 
 
 def test_all_problems_are_reported_at_once():

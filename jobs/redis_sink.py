@@ -1,0 +1,169 @@
+"""Decisions into Redis: one hash per user, RESP packed by hand, one pipelined batch in flight."""
+from __future__ import annotations
+
+import socket
+from collections import deque
+from urllib.parse import urlparse
+
+import hiredis
+import orjson
+
+_pack = hiredis.pack_command
+_NONE = b""
+
+
+class RedisWriteError(RuntimeError):
+    """Redis refused a write (the reply names why)."""
+
+
+def decision_fields(d: dict) -> list:
+    """The hash fields of a decision, in a fixed order (values as bytes or str)."""
+    return [
+        "segment", d["segment"],
+        "ml_segment", _NONE if d["ml_segment"] is None else str(d["ml_segment"]),
+        "shift", orjson.dumps(d["shift"]),
+        "top_categories", orjson.dumps(d["top_categories"]),
+        "features", orjson.dumps(d["features"]),
+        "scores", orjson.dumps(d["scores"]),
+        "chosen_content", d["chosen_content"] or _NONE,
+        "experiment_arm", d["experiment_arm"] or _NONE,
+        "model_version", d["model_version"] or _NONE,
+        "event_time", str(d["event_time"]),
+        "updated_at", str(d["updated_at"]),
+    ]
+
+
+def decision_from_hash(user_key: str, h: dict) -> dict:
+    """A decision record back from a Redis hash (bytes keys and values)."""
+    g = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in h.items()}
+    return {
+        "user_key": user_key,
+        "segment": g["segment"],
+        "ml_segment": int(g["ml_segment"]) if g.get("ml_segment") else None,
+        "shift": orjson.loads(g["shift"]),
+        "top_categories": orjson.loads(g["top_categories"]),
+        "features": orjson.loads(g["features"]),
+        "scores": orjson.loads(g.get("scores") or "{}"),
+        "chosen_content": g.get("chosen_content") or None,
+        "experiment_arm": g.get("experiment_arm") or None,
+        "model_version": g.get("model_version") or None,
+        "event_time": int(g["event_time"]),
+        "updated_at": int(g["updated_at"]),
+    }
+
+
+class RedisSink:
+    """Writes decision batches; `flush` waits for every reply. Writes are idempotent, so a resend is safe."""
+
+    def __init__(self, url: str, key_prefix: str = "ss:d:", ttl_ms: int = 7 * 86_400_000, in_flight: int = 1,
+                 timeout_s: float = 10.0):
+        u = urlparse(url)
+        if u.scheme != "redis":
+            raise ValueError(f"only redis:// URLs are supported, got {url!r}")
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
+        self.db = int(u.path.lstrip("/") or 0)
+        self.password = u.password
+        self.prefix = key_prefix
+        self.ttl = str(int(ttl_ms))
+        self.in_flight = in_flight
+        self.timeout_s = timeout_s
+        self._sent: deque[tuple[bytes, int]] = deque()
+        self.written = 0
+        self.deleted = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = hiredis.Reader()
+        hello = b""
+        n = 0
+        if self.password:
+            hello += _pack(("AUTH", self.password))
+            n += 1
+        if self.db:
+            hello += _pack(("SELECT", self.db))
+            n += 1
+        if n:
+            self.sock.sendall(hello)
+            self._read(n)
+
+    def key(self, user_key: str) -> str:
+        return self.prefix + user_key
+
+    def write(self, decisions: list[dict]) -> None:
+        """Send HSET + PEXPIRE for each decision as one pipelined batch."""
+        if not decisions:
+            return
+        prefix, ttl = self.prefix, self.ttl
+        parts = []
+        for d in decisions:
+            k = prefix + d["user_key"]
+            parts.append(_pack(("HSET", k, *decision_fields(d))))
+            parts.append(_pack(("PEXPIRE", k, ttl)))
+        self._send(b"".join(parts), 2 * len(decisions))
+        self.written += len(decisions)
+
+    def delete(self, user_keys) -> None:
+        """Remove users' decisions (erasure, consent revoked)."""
+        keys = [self.prefix + k for k in user_keys]
+        if keys:
+            self._send(_pack(("DEL", *keys)), 1)
+            self.deleted += len(keys)
+
+    def _send(self, payload: bytes, replies: int) -> None:
+        try:
+            self.sock.sendall(payload)
+        except OSError:
+            self._reconnect_and_resend()
+            self.sock.sendall(payload)
+        self._sent.append((payload, replies))
+        while len(self._sent) > self.in_flight:
+            self._ack()
+
+    def _ack(self) -> None:
+        payload, replies = self._sent[0]
+        try:
+            self._read(replies)
+        except (OSError, ConnectionError):
+            self._reconnect_and_resend()
+            return self._ack()
+        self._sent.popleft()
+
+    def _reconnect_and_resend(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self._connect()
+        for payload, _ in self._sent:
+            self.sock.sendall(payload)
+
+    def _read(self, n: int) -> None:
+        errors = []
+        got = 0
+        reader, sock = self.reader, self.sock
+        while got < n:
+            r = reader.gets()
+            if r is False:
+                data = sock.recv(1 << 17)
+                if not data:
+                    raise ConnectionError("redis closed the connection")
+                reader.feed(data)
+                continue
+            if isinstance(r, hiredis.ReplyError):
+                errors.append(str(r))
+            got += 1
+        if errors:
+            raise RedisWriteError(f"{len(errors)} of {n} commands failed, first: {errors[0]}")
+
+    def flush(self) -> None:
+        """Wait for every reply still outstanding."""
+        while self._sent:
+            self._ack()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.sock.close()

@@ -1,0 +1,73 @@
+"""A testing kit: an in-memory decision sink and a one-call reference run, so tests read like the pipeline."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from transforms.config import Config, load_config
+from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+
+from .reference import Outputs, ReferenceJob
+
+
+class MemorySink:
+    """Keeps the latest decision per user key, like Redis would; counts writes and deletes."""
+
+    def __init__(self):
+        self.decisions: dict[str, dict] = {}
+        self.writes = 0
+        self.deletes = 0
+
+    def write(self, decisions: list[dict]) -> None:
+        for d in decisions:
+            self.decisions[d["user_key"]] = d
+        self.writes += len(decisions)
+
+    def delete(self, keys) -> None:
+        for k in keys:
+            self.decisions.pop(k, None)
+        self.deletes += len(keys)
+
+    def flush(self) -> None:
+        pass
+
+    def stable(self) -> dict[str, dict]:
+        """Decisions without their processing-time field, for comparing runs."""
+        return {k: {f: v for f, v in d.items() if f != "updated_at"} for k, d in self.decisions.items()}
+
+
+class Captured:
+    """Side outputs of a run, kept in lists."""
+
+    def __init__(self):
+        self.dead_letters: list = []
+        self.late: list = []
+        self.shifts: list = []
+        self.sessions: list = []
+
+    def outputs(self) -> Outputs:
+        return Outputs(self.dead_letters.append, self.late.append, self.shifts.append, self.sessions.append)
+
+
+def run_reference(events: Iterable[dict], cfg: Config | None = None, privacy: Iterable[tuple[int, dict]] = (),
+                  sink=None, messages: bool = False, key: bytes = DEV_KEY):
+    """Run records (or wire messages) through a ReferenceJob; privacy requests go in before the arrival index given.
+
+    Returns (job, sink, captured)."""
+    cfg = cfg or load_config()
+    sink = sink if sink is not None else MemorySink()
+    cap = Captured()
+    job = ReferenceJob(cfg, sink, Pseudonymiser(key), cap.outputs(), clock=lambda: 1_800_000_000.0)
+    priv = sorted(privacy, key=lambda p: p[0])
+    pi = 0
+    for i, ev in enumerate(events):
+        while pi < len(priv) and priv[pi][0] <= i:
+            job.on_privacy(priv[pi][1])
+            pi += 1
+        if messages:
+            job.on_message(ev, 0, i)
+        else:
+            job.on_record(ev, 0, i)
+    for _, p in priv[pi:]:
+        job.on_privacy(p)
+    job.finish()
+    return job, sink, cap

@@ -1,0 +1,57 @@
+"""`shiftstream demo` / `make demo`: simulate events, run the job into a local Redis, print a summary."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from argparse import Namespace
+from contextlib import ExitStack
+from pathlib import Path
+
+from .local import LocalRedis
+from .simulate import write_outputs
+from .simulator import SimConfig, simulate
+
+
+def main(args) -> int:
+    from . import run
+    from .lookup import lookup
+    from transforms.pseudonyms import Pseudonymiser, key_from_settings
+
+    work = Path(args.workdir)
+    with ExitStack() as stack:
+        url = args.redis_url
+        if not url:
+            url = stack.enter_context(LocalRedis()).url
+            print(f"demo: started redis-server at {url}")
+        t0 = time.perf_counter()
+        cfg = SimConfig(users=args.users, events=args.events, seed=args.seed)
+        sim = simulate(cfg)
+        paths = write_outputs(sim, work / "events.frames", cfg.seed)
+        c = sim.truth["counts"]
+        print(f"demo: simulated {c['events']:,} events for {c['users']:,} users in {time.perf_counter() - t0:.1f}s "
+              f"({c['shifts']} preference shifts, {c['late']} too-late, {c['duplicates']} duplicates, "
+              f"{c['malformed']} malformed, {c['privacy']} privacy requests) -> {paths['events']}")
+        rc = run.main(Namespace(runner="reference", input=paths["events"], privacy=paths["privacy"], config=None,
+                                redis_url=url, kafka_bootstrap=None, topic=None, privacy_topic=None, idle_exit=None,
+                                out_dir=work, quiet=False))
+        if rc:
+            return rc
+        settings = run.settings(Namespace(config=None, redis_url=url))
+        ps = Pseudonymiser(key_from_settings(settings.privacy.key_env, settings.privacy.key_file, False))
+        shown = 0
+        wanted = [s["user_id"] for s in sim.truth["shifts"][:1]] + sorted(sim.truth["users"])[:2]
+        for uid in wanted:
+            d = lookup(url, settings.redis.key_prefix, ps(uid))
+            if d is None:
+                continue
+            brief = {k: d[k] for k in ("segment", "shift", "top_categories", "event_time")}
+            brief["features"] = {k: round(d["features"][k], 2) for k in
+                                 ("session_duration_s", "session_page_views", "sessions_total", "affinity_top")}
+            print(f"demo: decision for {uid} ({sim.truth['users'][uid]['type']}):")
+            print("  " + json.dumps(brief))
+            shown += 1
+        print(f"demo: try `shiftstream lookup USER_ID --redis-url {url}` while Redis runs "
+              f"(this demo's redis-server stops now; pass --redis-url to keep your own)" if not args.redis_url
+              else f"demo: look users up with `shiftstream lookup user-000001 --redis-url {url}`")
+    return 0 if shown else 1

@@ -1,0 +1,192 @@
+"""`shiftstream run`: run the job over a file or a Kafka topic, decisions into Redis, with a closing summary."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from jobs.redis_sink import RedisSink
+from jobs.reference import Outputs, ReferenceJob
+from schemas import read_container, read_frames
+from transforms.config import Config, load_config
+from transforms.pseudonyms import Pseudonymiser, key_from_settings
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--runner", choices=["reference"], default="reference",
+                   help="reference: the pure-Python engine (Beam and Flink runners come with their own commands)")
+    p.add_argument("--input", type=Path, help=".avro (container) or .frames (wire-format messages) events file")
+    p.add_argument("--privacy", type=Path, help="privacy requests file (.avro or .frames)")
+    p.add_argument("--config", help="YAML config (default: the embedded config/default.yaml)")
+    p.add_argument("--redis-url", help="overrides redis.url")
+    p.add_argument("--kafka-bootstrap", help="read events (and privacy requests) from Kafka instead of a file")
+    p.add_argument("--topic", help="events topic (default: kafka.events_topic)")
+    p.add_argument("--privacy-topic", help="privacy topic (default: kafka.privacy_topic)")
+    p.add_argument("--idle-exit", type=float, default=None,
+                   help="Kafka: stop after this many seconds without a message (default: run until stopped)")
+    p.add_argument("--out-dir", type=Path, default=Path(".shiftstream-out"),
+                   help="where dead letters and late events go for file runs (JSON lines)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def settings(args) -> Config:
+    cfg = load_config(args.config)
+    if args.redis_url:
+        cfg = cfg.replace(**{"redis.url": args.redis_url})
+    return cfg
+
+
+class JsonLines:
+    """A side output written as JSON lines."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.fo = open(path, "w")
+        self.n = 0
+
+    def __call__(self, record) -> None:
+        if hasattr(record, "_asdict"):
+            record = {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in record._asdict().items()}
+        self.fo.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.n += 1
+
+    def close(self) -> None:
+        self.fo.close()
+
+
+def _read_privacy(path: Path | None) -> list[dict]:
+    if path is None or not path.exists():
+        return []
+    if path.suffix == ".frames":
+        from schemas import MemoryRegistry, WireCodec
+
+        wire = WireCodec(MemoryRegistry(), "privacy_request")
+        return sorted((wire.decode(m) for m in read_frames(path)), key=lambda r: r["ts"])
+    return sorted(read_container(path, "privacy_request"), key=lambda r: r["ts"])
+
+
+def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool) -> None:
+    """Feed a file through the job; privacy requests are applied as event time reaches them."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc="events", unit="ev", disable=not progress, file=sys.stderr, mininterval=0.5, unit_scale=True)
+    pi = 0
+    max_ts = -1
+    n = 0
+    if path.suffix == ".frames":
+        items = read_frames(path)
+        feed = job.on_message
+        ts_of = None
+    else:
+        items = read_container(path, "interaction")
+        feed = job.on_record
+        ts_of = True
+    for n, item in enumerate(items, 1):
+        if privacy:
+            if ts_of:
+                ts = item["ts"]
+                if ts > max_ts:
+                    max_ts = ts
+            else:
+                max_ts = job.watermarks.high()
+            while pi < len(privacy) and privacy[pi]["ts"] <= max_ts:
+                job.on_privacy(privacy[pi])
+                pi += 1
+        feed(item, 0, n - 1)
+        if n & 4095 == 0:
+            bar.update(4096)
+    while pi < len(privacy):
+        job.on_privacy(privacy[pi])
+        pi += 1
+    bar.update(n & 4095)
+    bar.close()
+
+
+def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
+              idle_exit: float | None, progress: bool) -> None:
+    """Consume events and privacy requests; offsets are committed only after the decisions are written."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": cfg.kafka.group_id,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000})
+    consumer.subscribe([topic, privacy_topic])
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    old = signal.signal(signal.SIGTERM, _stop)
+    pending_commit = {"dirty": False}
+
+    def commit() -> None:
+        job.sink.flush()
+        if pending_commit["dirty"]:
+            consumer.commit(asynchronous=False)
+            pending_commit["dirty"] = False
+
+    job.on_flush = commit
+    last_msg = time.monotonic()
+    try:
+        while not stop["now"]:
+            msgs = consumer.consume(1000, 0.2)
+            now = time.monotonic()
+            if not msgs:
+                job.idle(now)
+                if idle_exit is not None and now - last_msg >= idle_exit:
+                    break
+                continue
+            last_msg = now
+            for m in msgs:
+                if m.error():
+                    continue
+                pending_commit["dirty"] = True
+                if m.topic() == privacy_topic:
+                    job.on_privacy_message(m.value(), m.partition(), m.offset())
+                else:
+                    job.on_message(m.value(), m.partition(), m.offset())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        job.finish()
+        commit()
+        consumer.close()
+
+
+def main(args) -> int:
+    cfg = settings(args)
+    if not args.input and not args.kafka_bootstrap:
+        print("run: give --input FILE or --kafka-bootstrap HOST:PORT", file=sys.stderr)
+        return 2
+    key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
+    with ExitStack() as stack:
+        try:
+            sink = RedisSink(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.ttl, cfg.redis.in_flight_batches)
+        except OSError as exc:
+            print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
+            return 1
+        stack.callback(sink.close)
+        dead = JsonLines(args.out_dir / "dead-letters.jsonl")
+        late = JsonLines(args.out_dir / "late-events.jsonl")
+        stack.callback(dead.close)
+        stack.callback(late.close)
+        job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late))
+        t0 = time.perf_counter()
+        if args.kafka_bootstrap:
+            run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
+                      args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet)
+        else:
+            run_file(job, args.input, _read_privacy(args.privacy), not args.quiet)
+            job.finish()
+        elapsed = time.perf_counter() - t0
+    s = job.summary()
+    print(f"shiftstream run ({args.runner}): {s['events']:,} events in {elapsed:.1f}s "
+          f"({s['events'] / max(elapsed, 1e-9):,.0f} events/s)")
+    print("  " + "  ".join(f"{k} {v:,}" for k, v in s.items() if k != "events"))
+    print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters {dead.path}; late events {late.path}")
+    return 0

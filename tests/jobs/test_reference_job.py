@@ -1,0 +1,145 @@
+"""The reference engine with a real redis-server: contents, replays, dead letters, privacy."""
+import json
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from jobs.redis_sink import RedisSink, decision_from_hash
+from jobs.testing import MemorySink, run_reference
+from runners.simulate import write_outputs
+from runners.simulator import SimConfig, simulate
+from schemas import MemoryRegistry, WireCodec
+from transforms.config import load_config
+from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+
+CFG = load_config()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(SimConfig(users=80, events=8000, seed=5, privacy_rate=0.05))
+
+
+def redis_decisions(url):
+    c = redis.Redis.from_url(url)
+    out = {}
+    for k in c.scan_iter(match=b"ss:d:*"):
+        d = decision_from_hash(k.decode()[5:], c.hgetall(k))
+        d.pop("updated_at")
+        out[d["user_key"]] = d
+    return out, c
+
+
+def test_redis_holds_the_decisions_and_a_replay_leaves_the_same_contents(sim, redis_url):
+    mem = MemorySink()
+    run_reference(sim.events, sink=mem)
+    sink = RedisSink(redis_url, CFG.redis.key_prefix, CFG.redis.ttl)
+    run_reference(sim.events, sink=sink)
+    first, client = redis_decisions(redis_url)
+    assert first == mem.stable() and len(first) > 50
+    ttl = client.pttl(f"ss:d:{next(iter(first))}")
+    assert 0 < ttl <= CFG.redis.ttl
+    run_reference(sim.events, sink=RedisSink(redis_url, CFG.redis.key_prefix, CFG.redis.ttl))  # replay
+    second, _ = redis_decisions(redis_url)
+    assert second == first
+
+
+def test_bad_messages_become_dead_letters_and_good_ones_all_arrive(sim):
+    wire = WireCodec(MemoryRegistry(), "interaction")
+    from runners.simulator import wire_messages
+
+    msgs = list(wire_messages(sim, wire))
+    empty_user = wire.encode({**sim.events[0], "event_id": "x-1", "user_id": ""})
+    job, sink, cap = run_reference(msgs + [empty_user], messages=True)
+    reasons = {d["reason"] for d in cap.dead_letters}
+    assert len(cap.dead_letters) == len(sim.malformed) + 1
+    assert {"truncated", "bad_magic_byte", "unknown_schema_id", "unknown_enum_symbol", "bad_value"} <= reasons
+    assert job.stats["events"] == len(sim.events)  # every good event processed
+    blob = json.dumps(cap.dead_letters)
+    assert "user-0" not in blob and all(d["detail"] for d in cap.dead_letters)
+    import base64
+
+    assert not any(b"user-0" in base64.b64decode(d["payload_b64"]) for d in cap.dead_letters)
+
+
+def _traces(job, sink_decisions, raw_id, key, client=None):
+    found = []
+    if key in job.states:
+        found.append("state")
+    if key in job.users_seen or raw_id in job.pseudonymise.cached_raw_ids():
+        found.append("runner memory")
+    if any(k == key for _, k in job.timers):
+        found.append("timers")
+    if key in sink_decisions:
+        found.append("sink")
+    if client is not None:
+        for k in client.scan_iter():
+            if key.encode() in k or raw_id.encode() in k:
+                found.append(f"redis key {k!r}")
+            elif client.type(k) == b"hash":
+                if any(key.encode() in v or raw_id.encode() in v for v in client.hgetall(k).values()):
+                    found.append(f"redis value in {k!r}")
+    return found
+
+
+def test_erasure_leaves_no_trace_in_redis_or_the_runner(sim, redis_url):
+    ps = Pseudonymiser(DEV_KEY)
+    users = sorted(sim.truth["users"])
+    victims = users[:3]
+    mid = len(sim.events) // 2
+    privacy = [(mid, {"request_id": f"r{i}", "user_id": u, "kind": "erasure", "ts": sim.events[mid]["ts"],
+                      "source": "test"}) for i, u in enumerate(victims)]
+    # only events before the request: the users leave for good
+    events = [e for i, e in enumerate(sim.events) if i < mid or e["user_id"] not in victims]
+    sink = RedisSink(redis_url, CFG.redis.key_prefix, CFG.redis.ttl)
+    job, _, cap = run_reference(events, sink=sink, privacy=privacy)
+    decisions, client = redis_decisions(redis_url)
+    for u in victims:
+        assert _traces(job, decisions, u, ps(u), client) == []
+    assert _traces(job, decisions, users[5], ps(users[5]), client) != []  # the check can find a trace
+    assert job.stats["purged_erasure"] == 3
+
+
+def test_consent_opt_in_and_revoke():
+    sim = simulate(SimConfig(users=10, events=1500, seed=8, privacy_rate=0, too_late=0))
+    ps = Pseudonymiser(DEV_KEY)
+    cfg = CFG.replace(**{"privacy.consent_mode": "opt_in"})
+    u0, u1 = sorted(sim.truth["users"])[:2]
+    grant_ts = sim.events[len(sim.events) // 2]["ts"]
+    job, sink, _ = run_reference(sim.events, cfg, privacy=[(0, {"request_id": "g", "user_id": u0,
+                                                               "kind": "consent_granted", "ts": grant_ts,
+                                                               "source": None})])
+    assert set(sink.decisions) == {ps(u0)}
+    first_applied = sink.decisions[ps(u0)]["features"]["events_total"]
+    assert 0 < first_applied < sum(1 for e in sim.events if e["user_id"] == u0)
+    # opt-out (default): a revoke removes the decision and blocks what follows
+    job, sink, _ = run_reference(sim.events, privacy=[(len(sim.events) // 3, {
+        "request_id": "r", "user_id": u1, "kind": "consent_revoked", "ts": sim.events[len(sim.events) // 3]["ts"],
+        "source": None})])
+    assert ps(u1) not in sink.decisions and ps(u0) in sink.decisions
+    assert job.stats["blocked_consent_revoked"] > 0
+
+
+def test_run_and_lookup_commands(tmp_path, redis_url):
+    sim = simulate(SimConfig(users=30, events=3000, seed=12))
+    paths = write_outputs(sim, tmp_path / "events.frames", 12)
+    r = subprocess.run([sys.executable, "-m", "runners.cli", "run", "--input", str(paths["events"]), "--privacy",
+                        str(paths["privacy"]), "--redis-url", redis_url, "--out-dir", str(tmp_path), "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"{sim.truth['counts']['deliveries']:,} events" in r.stdout and "dead_letters" in r.stdout
+    dead = (tmp_path / "dead-letters.jsonl").read_text().splitlines()
+    assert len(dead) == sim.truth["counts"]["malformed"]
+    erased = {p["user_id"] for p in sim.privacy}
+    uid = next(u for u in sorted(sim.truth["users"]) if u not in erased)
+    r = subprocess.run([sys.executable, "-m", "runners.cli", "lookup", uid, "--redis-url", redis_url],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"segment", "shift", "top_categories", "features", "event_time", "updated_at"} <= set(d)
+    assert set(d["shift"]) >= {"detected", "from_category", "to_category", "score", "at"}
+    r = subprocess.run([sys.executable, "-m", "runners.cli", "lookup", "nobody", "--redis-url", redis_url],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no decision" in r.stderr

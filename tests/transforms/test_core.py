@@ -1,0 +1,157 @@
+"""The core's event-time behaviour: order independence, duplicates, late events, sessions, state."""
+import json
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from jobs.testing import run_reference
+from runners.simulator import SimConfig, simulate
+from transforms.config import load_config
+from transforms.core import Core
+from transforms.events import Ev, from_record
+from transforms.outputs import Changed, Duplicate, Late, SessionClosed
+from transforms.state import UserState
+
+CFG = load_config()
+LATENESS = CFG.event_time.allowed_lateness
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return simulate(SimConfig(users=25, events=2500, seed=21, out_of_order=0, too_late=0, duplicates=0, malformed=0,
+                              privacy_rate=0))
+
+
+@pytest.fixture(scope="module")
+def baseline(clean):
+    job, sink, cap = run_reference(clean.events)
+    return sink.stable(), Counter(json.dumps(s.session, sort_keys=True) for s in cap.sessions), \
+        sorted(tuple(s) for s in cap.shifts)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), dup_rate=st.sampled_from([0.0, 0.05]))
+def test_shuffling_within_lateness_never_changes_decisions(clean, baseline, seed, dup_rate):
+    rng = random.Random(seed)
+    arrivals = []
+    for i, ev in enumerate(clean.events):
+        arrivals.append((ev["ts"] + rng.randrange(LATENESS), i, ev))
+        if rng.random() < dup_rate:
+            arrivals.append((ev["ts"] + rng.randrange(LATENESS), i, ev))
+    arrivals.sort(key=lambda a: (a[0], a[1]))
+    job, sink, cap = run_reference([a[2] for a in arrivals])
+    decisions, sessions, shifts = baseline
+    assert job.stats["late"] == 0
+    assert job.stats["duplicates"] == len(arrivals) - len(clean.events)
+    assert sink.stable() == decisions
+    assert Counter(json.dumps(s.session, sort_keys=True) for s in cap.sessions) == sessions
+    assert sorted(tuple(s) for s in cap.shifts) == shifts
+
+
+def test_the_property_test_can_fail_beyond_lateness(clean, baseline):
+    """Delays far beyond the lateness make events late, and then decisions do change."""
+    rng = random.Random(1)
+    arrivals = sorted(((ev["ts"] + rng.randrange(20 * LATENESS), i, ev) for i, ev in enumerate(clean.events)))
+    job, sink, _ = run_reference([a[2] for a in arrivals])
+    assert job.stats["late"] > 0
+    assert sink.stable() != baseline[0]
+
+
+def ev(ts, eid, code=0, cat="books", **kw):
+    base = dict(price=None, dwell_ms=None, scroll_depth=None, hover_ms=None, device="desktop", variant=None)
+    base.update(kw)
+    return Ev(ts, eid, code, cat, base["price"], base["dwell_ms"], base["scroll_depth"], base["hover_ms"],
+              base["device"], base["variant"])
+
+
+def test_duplicates_are_dropped_and_late_events_routed_not_merged():
+    core = Core(CFG)
+    st_, outs = core.accept(None, "k", ev(10_000_000, "a"), 0)
+    assert outs == []
+    st_, outs = core.accept(st_, "k", ev(10_000_000, "a"), 0)
+    assert outs == [Duplicate("k", "a")]
+    st_, outs = core.accept(st_, "k", ev(9_000_000, "late"), 9_500_000)
+    assert isinstance(outs[0], Late) and outs[0].watermark == 9_500_000
+    st_, outs = core.advance(st_, "k", 10_000_000)
+    assert [type(o) for o in outs] == [Changed] and st_.profile.events == 1
+    # once applied, an older event is late even if the caller's watermark lags
+    st_, outs = core.accept(st_, "k", ev(9_999_000, "b"), 0)
+    assert isinstance(outs[0], Late)
+
+
+def test_events_wait_for_the_watermark_and_apply_in_time_order():
+    core = Core(CFG)
+    s = None
+    for t, eid in ((3000, "c"), (1000, "a"), (2000, "b")):
+        s, _ = core.accept(s, "k", ev(t, eid, cat=eid), 0)
+    assert s.profile.events == 0 and core.next_timer(s) == 1000
+    s, outs = core.advance(s, "k", 2000)
+    assert s.profile.events == 2 and list(s.profile.cat_last) == ["a", "b"]
+    assert core.next_timer(s) == 3000
+
+
+def test_session_gap_max_length_and_timer_close():
+    core = Core(CFG)
+    gap = CFG.sessions.gap
+    s = None
+    times = [0, 60_000, 60_000 + gap - 1, 60_000 + 2 * gap]  # third joins (just inside the gap), fourth starts anew
+    for i, t in enumerate(times):
+        s, _ = core.accept(s, "k", ev(1_000_000 + t, f"e{i}"), 0)
+    s, outs = core.advance(s, "k", 1_000_000 + times[-1])
+    closed = [o.session for o in outs if isinstance(o, SessionClosed)]
+    assert len(closed) == 1 and closed[0]["events"] == 3
+    # the open session closes when the watermark passes last + gap, not before
+    s, outs = core.advance(s, "k", 1_000_000 + times[-1] + gap - 1)
+    assert not any(isinstance(o, SessionClosed) for o in outs)
+    s, outs = core.advance(s, "k", 1_000_000 + times[-1] + gap)
+    assert [o.session["events"] for o in outs if isinstance(o, SessionClosed)] == [1]
+    # a session is cut at max_length however active
+    s2 = None
+    step = 60_000
+    n = CFG.sessions.max_length // step + 5
+    for i in range(n):
+        s2, _ = core.accept(s2, "u", ev(step * i + 1, f"m{i}"), 0)
+    s2, outs = core.advance(s2, "u", step * n)
+    assert sum(isinstance(o, SessionClosed) for o in outs) == 1
+
+
+def test_state_round_trips_mid_stream_and_restored_runs_match(clean):
+    """A checkpoint (to_dict) restored halfway gives the same outputs as an uninterrupted run."""
+    core = Core(CFG)
+    user = clean.events[0]["user_id"]
+    evs = [from_record(e) for e in clean.events if e["user_id"] == user]
+    half = len(evs) // 2
+
+    def run(events, state=None, restore_at=None):
+        outs_all = []
+        for i, e in enumerate(events):
+            if restore_at is not None and i == restore_at:
+                state = UserState.from_dict(json.loads(json.dumps(state.to_dict())))
+            state, outs = core.accept(state, "k", e, e.ts - LATENESS)
+            state, outs2 = core.advance(state, "k", e.ts - LATENESS)
+            outs_all += outs + outs2
+        state, outs = core.advance(state, "k", 2**62)
+        return state, outs_all + outs
+
+    a, outs_a = run(evs)
+    b, outs_b = run(evs, restore_at=half)
+    assert a.to_dict() == b.to_dict() and outs_a == outs_b
+
+
+def test_state_per_user_is_bounded_whatever_the_volume():
+    core = Core(CFG)
+    s = None
+    rng = random.Random(0)
+    sizes = []
+    for i in range(30_000):  # one very busy user: an event every 2 s for ~17 h, 40 categories
+        t = 1_000_000 + i * 2000
+        s, _ = core.accept(s, "k", ev(t, f"e{i}", code=rng.randrange(8), cat=f"c{rng.randrange(40)}"), t - LATENESS)
+        s, _ = core.advance(s, "k", t - LATENESS)
+        if i % 5000 == 4999:
+            sizes.append(len(json.dumps(s.to_dict())))
+    assert len(s.seen) <= CFG.event_time.dedup_max_ids
+    assert len(s.windows.buf) <= 2 * CFG.windows.max_events + 64
+    assert max(sizes) < 120_000
+    assert sizes[-1] < sizes[1] * 1.2  # no growth once the caps are reached

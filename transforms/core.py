@@ -1,0 +1,157 @@
+"""The core: per-user functions of (state, input) -> (state, outputs), in event time, the same for every engine.
+
+An engine calls, per user key:
+  accept(state, event, watermark)   when an event arrives (watermark: the source's, at its arrival)
+  advance(state, watermark)         when the watermark has passed `next_timer(state)`
+  privacy(state, kind, ts)          when a consent change or an erasure request arrives
+and keeps the returned state (None means: delete it). Events are applied in (event time, event id) order once
+the watermark passes them, so any arrival order within the allowed lateness gives the same outputs.
+"""
+from __future__ import annotations
+
+from bisect import insort
+
+from .config import Config
+from .events import INTEREST_WEIGHT, Ev
+from .outputs import Blocked, Changed, Duplicate, Erased, Late, SessionClosed, ShiftDetected
+from .sessions import Session
+from .shift import alpha
+from .state import UserState
+
+PRIVACY_KINDS = ("consent_granted", "consent_revoked", "erasure")
+
+
+class Core:
+    """The configured core. Holds settings only; all per-user data lives in the states it is handed."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.gap = cfg.sessions.gap
+        self.max_length = cfg.sessions.max_length
+        self.half_life = cfg.profile.affinity_half_life
+        self.keep_sessions = cfg.profile.recent_sessions
+        sh = cfg.shift
+        self.a_short = alpha(sh.short_half_life_events)
+        self.a_long = alpha(sh.long_half_life_events)
+        self.shift_args = (sh.min_events, sh.threshold, sh.cooldown_events)
+        self.horizon = cfg.event_time.dedup_horizon
+        self.max_ids = cfg.event_time.dedup_max_ids
+        self.opt_in = cfg.privacy.consent_mode == "opt_in"
+
+    def new_state(self) -> UserState:
+        return UserState(self.cfg)
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+
+    def accept(self, state: UserState | None, key: str, ev: Ev, watermark: int) -> tuple[UserState | None, list]:
+        """Take an arriving event: drop a duplicate, route a late one, check consent, else buffer it."""
+        if state is None:
+            state = UserState(self.cfg)
+        if ev.event_id in state.seen:
+            return state, [Duplicate(key, ev.event_id)]
+        if ev.ts <= watermark or ev.ts <= state.watermark:
+            return state, [Late(key, ev, max(watermark, state.watermark))]
+        reason = self._blocked(state, ev.ts)
+        if reason:
+            return state, [Blocked(key, ev.event_id, reason)]
+        seen = state.seen
+        seen[ev.event_id] = ev.ts
+        if len(seen) > self.max_ids:
+            del seen[next(iter(seen))]
+        pending = state.pending
+        if not pending or ev > pending[-1]:
+            pending.append(ev)
+        else:
+            insort(pending, ev)
+        return state, []
+
+    def advance(self, state: UserState, key: str, watermark: int) -> tuple[UserState | None, list]:
+        """Apply buffered events up to the watermark, close a session whose gap has passed, expire old ids."""
+        outs: list = []
+        pending = state.pending
+        applied = 0
+        while applied < len(pending) and pending[applied].ts <= watermark:
+            self._apply(state, key, pending[applied], outs)
+            applied += 1
+        if applied:
+            del pending[:applied]
+        s = state.session
+        if state.session_open and s.last + self.gap <= watermark:
+            self._close(state, key, outs)
+        if watermark > state.watermark:
+            state.watermark = watermark
+        seen = state.seen
+        cutoff = watermark - self.horizon
+        while seen:
+            first = next(iter(seen))
+            if seen[first] >= cutoff:
+                break
+            del seen[first]
+        if applied:
+            outs.append(Changed(key, state.last_ts))
+        if state.erased_at is not None and watermark > state.erased_at and not state.has_profile() \
+                and state.revoked_at is None and state.granted_at is None and not pending:
+            return None, outs  # the erasure tombstone is no longer needed: nothing older can arrive now
+        return state, outs
+
+    def next_timer(self, state: UserState) -> int | None:
+        """The watermark at which `advance` next has work to do (None: nothing pending)."""
+        t = state.pending[0].ts if state.pending else None
+        if state.session_open:
+            close = state.session.last + self.gap
+            t = close if t is None or close < t else t
+        if state.erased_at is not None and (t is None or state.erased_at + 1 < t):
+            t = state.erased_at + 1
+        return t
+
+    def privacy(self, state: UserState | None, key: str, kind: str, ts: int) -> tuple[UserState | None, list]:
+        """Apply a consent change or an erasure request (on arrival: privacy is never late)."""
+        if kind not in PRIVACY_KINDS:
+            raise ValueError(f"unknown privacy request kind {kind!r}")
+        if state is None:
+            state = UserState(self.cfg)
+        if kind == "consent_granted":
+            if state.granted_at is None or ts > state.granted_at:
+                state.granted_at = ts
+            return state, []
+        fresh = UserState(self.cfg)  # revoke and erasure both purge the profile; consent records are kept
+        fresh.granted_at = state.granted_at
+        fresh.revoked_at = max(ts, state.revoked_at or ts) if kind == "consent_revoked" else state.revoked_at
+        fresh.erased_at = max(ts, state.erased_at or ts) if kind == "erasure" else state.erased_at
+        fresh.watermark = state.watermark
+        return fresh, [Erased(key, kind)]
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _blocked(self, state: UserState, ts: int) -> str | None:
+        if state.erased_at is not None and ts <= state.erased_at:
+            return "erased"
+        g, r = state.granted_at, state.revoked_at
+        if r is not None and (g is None or g < r or ts < g):
+            return "consent_revoked"
+        if self.opt_in and (g is None or ts < g):
+            return "no_consent"
+        return None
+
+    def _close(self, state: UserState, key: str, outs: list) -> None:
+        s = state.session
+        state.session_open = False
+        state.profile.session_closed((s.last - s.start) / 1000, self.keep_sessions)
+        outs.append(SessionClosed(key, s.summary()))
+
+    def _apply(self, state: UserState, key: str, ev: Ev, outs: list) -> None:
+        s = state.session
+        if s is None or not state.session_open or s.ends_before(ev.ts, self.gap, self.max_length):
+            if s is not None and state.session_open:
+                self._close(state, key, outs)
+            state.recency_ms = ev.ts - s.last if s is not None else 0
+            state.session = s = Session(ev)
+            state.session_open = True
+        s.add(ev)
+        state.windows.add(ev.ts, ev.code, ev.category)
+        state.profile.add(ev, self.half_life)
+        if ev.category is not None and INTEREST_WEIGHT[ev.code]:
+            det = state.shift.update(ev.category, ev.ts, self.a_short, self.a_long, *self.shift_args)
+            if det is not None:
+                outs.append(ShiftDetected(key, det.ts, det.from_category, det.to_category, det.score))
+        state.last_ts = ev.ts

@@ -1,0 +1,58 @@
+"""Decisions: a user's feature row, segment, shift and top categories, rendered in micro-batches."""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+from .config import Config
+from .features import feature_names, feature_row, top_categories
+from .segments import Segmenter
+
+
+class Row(NamedTuple):
+    """What a decision needs from one user's state, taken when the state changed."""
+
+    key: str
+    event_time: int
+    values: tuple[float, ...]
+    top: list[str]
+    shift: tuple | None   # (ts, from, to, score) of the latest detection
+    shift_score: float
+
+
+def snapshot(state, key: str, cfg: Config) -> Row:
+    """The row for a user's current state."""
+    values = feature_row(state, cfg)
+    return Row(key, state.last_ts, values, top_categories(state), state.shift.last, values[-2])
+
+
+class Renderer:
+    """Turns a micro-batch of rows into decision records (schemas/decision.avsc), with model scores if given."""
+
+    def __init__(self, cfg: Config):
+        self.names = feature_names(cfg)
+        self.segmenter = Segmenter(cfg.segments.rules, self.names, cfg.segments.default)
+
+    def render(self, rows: Sequence[Row], now_ms: int, scores: dict[str, Sequence[float]] | None = None,
+               ml_segments: Sequence[int] | None = None, model_version: str | None = None) -> list[dict]:
+        names = self.names
+        assign = self.segmenter.assign
+        out = []
+        for i, r in enumerate(rows):
+            sh = r.shift
+            out.append({
+                "user_key": r.key,
+                "segment": assign(r.values),
+                "ml_segment": int(ml_segments[i]) if ml_segments is not None else None,
+                "shift": {"detected": sh is not None, "from_category": sh[1] if sh else None,
+                          "to_category": sh[2] if sh else None, "score": sh[3] if sh else round(r.shift_score, 6),
+                          "at": sh[0] if sh else None},
+                "top_categories": r.top,
+                "features": dict(zip(names, r.values)),
+                "scores": {m: float(v[i]) for m, v in scores.items()} if scores else {},
+                "chosen_content": None,
+                "experiment_arm": None,
+                "model_version": model_version,
+                "event_time": r.event_time,
+                "updated_at": now_ms,
+            })
+        return out
