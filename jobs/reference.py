@@ -15,7 +15,7 @@ from transforms.decisions import Renderer, snapshot
 from transforms.events import check_record, from_record
 from transforms.outputs import Blocked, Changed, Duplicate, Erased, Late, SessionClosed, ShiftDetected
 from transforms.pseudonyms import Pseudonymiser
-from transforms.watermarks import NO_WATERMARK, Watermarks
+from transforms.watermarks import Watermarks
 
 END_OF_TIME = 2**62
 
@@ -47,7 +47,6 @@ class ReferenceJob:
         self.states: dict = {}
         self.timers: list[tuple[int, str]] = []
         self.watermarks = Watermarks(cfg.event_time.allowed_lateness, cfg.event_time.watermark_idleness)
-        self.fired = NO_WATERMARK
         self.dirty: dict[str, None] = {}
         self.erased: dict[str, None] = {}
         self.stats: Counter = Counter()
@@ -91,12 +90,13 @@ class ReferenceJob:
         wm = self.watermarks.observe(ev.ts, partition)
         st, outs = self.core.accept(self.states.get(key), key, ev, wm)
         self.states[key] = st
+        timers = self.timers
         if outs:
             self._outputs(outs)
         else:
             self.users_seen.add(key)
-            heapq.heappush(self.timers, (ev.ts, key))
-        if wm > self.fired:
+            heapq.heappush(timers, (ev.ts, key))
+        if timers[0][0] <= wm if timers else False:
             self.fire(wm)
         if self.stats["events"] & 255 == 0 and time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
@@ -125,9 +125,7 @@ class ReferenceJob:
 
     def idle(self, now: float | None = None) -> None:
         """Call when input is quiet: idle partitions release the watermark, and a due batch is flushed."""
-        wm = self.watermarks.idle_check(now if now is not None else time.monotonic())
-        if wm > self.fired:
-            self.fire(wm)
+        self.fire(self.watermarks.idle_check(now if now is not None else time.monotonic()))
         if self.dirty or self.erased:
             self.flush()
 
@@ -153,7 +151,6 @@ class ReferenceJob:
                     heapq.heappush(timers, (nt, key))
             if outs:
                 self._outputs(outs)
-        self.fired = wm
 
     def finish(self) -> None:
         """End of input: the watermark goes to the end of time, every session closes, everything is written."""

@@ -84,11 +84,13 @@ class Profile:
 
 @dataclass(frozen=True)
 class Shift:
-    short_half_life_events: float = _num(6, 1, 1e6)
-    long_half_life_events: float = _num(60, 1, 1e6)
-    min_events: int = _int(20, 1)
-    threshold: float = _num(0.35, 0.0, 1.0)
+    short_half_life_events: float = _num(10, 1, 1e6)
+    long_half_life_events: float = _num(150, 1, 1e6)
+    min_events: int = _int(10, 1)
+    threshold: float = _num(0.15, 0.0, 1.0)
     cooldown_events: int = _int(25, 0)
+    persist_events: int = _int(2, 1)
+    confirm_across_sessions: bool = field(default=True, metadata={"kind": "bool"})
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,8 @@ def _cross_checks(cfg: Config) -> list[str]:
     problems = []
     if cfg.sessions.max_length <= cfg.sessions.gap:
         problems.append("sessions.max_length: must be longer than sessions.gap")
+    if cfg.event_time.dedup_horizon < cfg.event_time.allowed_lateness:
+        problems.append("event_time.dedup_horizon: must be at least event_time.allowed_lateness")
     if cfg.shift.long_half_life_events <= cfg.shift.short_half_life_events:
         problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
     if not cfg.redis.url.startswith(("redis://", "unix://")):

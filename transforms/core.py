@@ -33,7 +33,8 @@ class Core:
         sh = cfg.shift
         self.a_short = alpha(sh.short_half_life_events)
         self.a_long = alpha(sh.long_half_life_events)
-        self.shift_args = (sh.min_events, sh.threshold, sh.cooldown_events)
+        self.shift_args = (sh.min_events, sh.threshold, sh.cooldown_events, sh.persist_events)
+        self.confirm_sessions = sh.confirm_across_sessions
         self.horizon = cfg.event_time.dedup_horizon
         self.max_ids = cfg.event_time.dedup_max_ids
         self.opt_in = cfg.privacy.consent_mode == "opt_in"
@@ -47,10 +48,12 @@ class Core:
         """Take an arriving event: drop a duplicate, route a late one, check consent, else buffer it."""
         if state is None:
             state = UserState(self.cfg)
-        if ev.event_id in state.seen:
-            return state, [Duplicate(key, ev.event_id)]
+        # late first: a redelivery older than the watermark is late whether or not its id is still remembered,
+        # so how long ids are kept (dedup_horizon >= allowed_lateness) never changes an outcome
         if ev.ts <= watermark or ev.ts <= state.watermark:
             return state, [Late(key, ev, max(watermark, state.watermark))]
+        if ev.event_id in state.seen:
+            return state, [Duplicate(key, ev.event_id)]
         reason = self._blocked(state, ev.ts)
         if reason:
             return state, [Blocked(key, ev.event_id, reason)]
@@ -76,18 +79,21 @@ class Core:
         if applied:
             del pending[:applied]
         s = state.session
+        closed = False
         if state.session_open and s.last + self.gap <= watermark:
             self._close(state, key, outs)
+            closed = True
         if watermark > state.watermark:
             state.watermark = watermark
         seen = state.seen
-        cutoff = watermark - self.horizon
-        while seen:
-            first = next(iter(seen))
-            if seen[first] >= cutoff:
-                break
-            del seen[first]
-        if applied:
+        if len(seen) > 32:  # small sets are left alone: forgetting ids sooner or later changes no outcome
+            cutoff = watermark - self.horizon
+            while seen:
+                first = next(iter(seen))
+                if seen[first] >= cutoff:
+                    break
+                del seen[first]
+        if applied or closed:  # a closed session changes the features too
             outs.append(Changed(key, state.last_ts))
         if state.erased_at is not None and watermark > state.erased_at and not state.has_profile() \
                 and state.revoked_at is None and state.granted_at is None and not pending:
@@ -151,7 +157,8 @@ class Core:
         state.windows.add(ev.ts, ev.code, ev.category)
         state.profile.add(ev, self.half_life)
         if ev.category is not None and INTEREST_WEIGHT[ev.code]:
-            det = state.shift.update(ev.category, ev.ts, self.a_short, self.a_long, *self.shift_args)
+            det = state.shift.update(ev.category, ev.ts, self.a_short, self.a_long, *self.shift_args,
+                                     s.start if self.confirm_sessions else None)
             if det is not None:
                 outs.append(ShiftDetected(key, det.ts, det.from_category, det.to_category, det.score))
         state.last_ts = ev.ts

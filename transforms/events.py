@@ -26,20 +26,25 @@ class Ev(NamedTuple):
 
 
 def from_record(rec: dict) -> Ev:
-    """The core's tuple for a decoded Interaction record."""
+    """The core's tuple for a decoded Interaction record (check it first with `check_record`)."""
     return Ev(rec["ts"], rec["event_id"], CODE[rec["event_type"]], rec["category"], rec["price"], rec["dwell_ms"],
               rec["scroll_depth"], rec["hover_ms"], rec["device"], rec["variant"])
 
 
 def check_record(rec: dict):
     """A BadValue error for a decoded record that cannot be processed (empty ids, absurd values), else None."""
+    ts = rec["ts"]
+    if rec["event_id"] and rec["user_id"] and 0 < ts < 1 << 50:
+        sd, dw, hv, pr = rec["scroll_depth"], rec["dwell_ms"], rec["hover_ms"], rec["price"]
+        if (sd is None or 0.0 <= sd <= 1.0) and (dw is None or dw >= 0) and (hv is None or hv >= 0) \
+                and (pr is None or pr >= 0):
+            return None
     from schemas.errors import BadValue
 
     if not rec.get("event_id"):
         return BadValue("event_id is empty")
     if not rec.get("user_id"):
         return BadValue("user_id is empty")
-    ts = rec["ts"]
     if not 0 < ts < 1 << 50:
         return BadValue(f"ts {ts} is not a plausible time in ms")
     sd = rec.get("scroll_depth")

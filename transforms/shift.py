@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-_FIELDS = ("s", "gs", "stot", "l", "gl", "ltot", "n", "top", "cooldown", "lead", "last")
+_FIELDS = ("s", "gs", "stot", "l", "gl", "ltot", "n", "top", "cooldown", "lead", "last", "cand")
 
 
 class Detection(NamedTuple):
@@ -36,9 +36,12 @@ class ShiftDetector:
         self.cooldown = 0
         self.lead = 0
         self.last: tuple | None = None  # the latest detection, as a plain tuple
+        self.cand: list | None = None   # [category, session it first led in]
 
     def update(self, cat: str, ts: int, a_short: float, a_long: float, min_events: int, threshold: float,
-               cooldown: int, persist: int = 2) -> Detection | None:
+               cooldown: int, persist: int = 2, session: int | None = None) -> Detection | None:
+        """Take one interest event. With `session` given (the session's start time), a candidate must still lead
+        in a later session than the one it first led in: one-session excursions are not shifts."""
         self.n += 1
         # p <- (1-a) p + a e_cat, kept as p = u * g with g shrinking by (1-a) per step
         self.gs *= 1.0 - a_short
@@ -67,10 +70,14 @@ class ShiftDetector:
         score = sc - lc
         if score >= threshold and sc > st:
             self.lead += 1
+            if self.cand is None or self.cand[0] != cat:
+                self.cand = [cat, session]
         else:
             self.lead = 0
             return None
         if self.lead < persist or self.cooldown:
+            return None
+        if session is not None and self.cand[1] == session:
             return None
         # adopt the short-term view as the new long-term baseline
         self.l = {c: v * self.gs / self.stot for c, v in self.s.items()}
@@ -78,6 +85,7 @@ class ShiftDetector:
         self.top = cat
         self.cooldown = cooldown
         self.lead = 0
+        self.cand = None
         det = Detection(ts, top, cat, round(score, 6))
         self.last = tuple(det)
         return det
@@ -95,7 +103,7 @@ class ShiftDetector:
 
     def to_list(self) -> list:
         return [dict(self.s), self.gs, self.stot, dict(self.l), self.gl, self.ltot, self.n, self.top, self.cooldown,
-                self.lead, list(self.last) if self.last else None]
+                self.lead, list(self.last) if self.last else None, list(self.cand) if self.cand else None]
 
     @classmethod
     def from_list(cls, data: list) -> "ShiftDetector":

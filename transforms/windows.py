@@ -21,23 +21,39 @@ class Windows:
     def add(self, ts: int, code: int, cat: str | None) -> None:
         buf = self.buf
         buf.append((ts, code, cat))
-        for w in range(len(self.widths)):
-            self.counts[w][code] += 1
+        base = self.base
+        starts, counts, cats = self.starts, self.counts, self.cats
+        for w, width in enumerate(self.widths):
+            c = counts[w]
+            c[code] += 1
+            d = cats[w]
             if cat is not None:
-                d = self.cats[w]
                 d[cat] = d.get(cat, 0) + 1
-        self.slide(ts)
+            cutoff = ts - width
+            i = starts[w]
+            while True:  # evict what slid out; the event just added (ts > cutoff) stops the loop
+                ets, ecode, ecat = buf[i - base]
+                if ets > cutoff:
+                    break
+                c[ecode] -= 1
+                if ecat is not None:
+                    left = d[ecat] - 1
+                    if left:
+                        d[ecat] = left
+                    else:
+                        del d[ecat]
+                i += 1
+            starts[w] = i
         widest = len(self.widths) - 1
-        starts = self.starts
-        while self.base + len(buf) - starts[widest] > self.max_events:
+        while base + len(buf) - starts[widest] > self.max_events:
             oldest = starts[widest]  # the widest window starts earliest; the cap evicts from all that hold it
             for w in range(widest + 1):
                 if starts[w] == oldest:
                     self._evict(w)
-        drop = self.starts[widest] - self.base
+        drop = starts[widest] - base
         if drop > 64 and drop * 2 > len(buf):
             del buf[:drop]
-            self.base += drop
+            self.base = base + drop
 
     def slide(self, now: int) -> None:
         """Evict what has slid out of each window by event time `now`."""

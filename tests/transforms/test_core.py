@@ -107,6 +107,7 @@ def test_session_gap_max_length_and_timer_close():
     assert not any(isinstance(o, SessionClosed) for o in outs)
     s, outs = core.advance(s, "k", 1_000_000 + times[-1] + gap)
     assert [o.session["events"] for o in outs if isinstance(o, SessionClosed)] == [1]
+    assert any(isinstance(o, Changed) for o in outs)  # the decision must be re-rendered: session_open flipped
     # a session is cut at max_length however active
     s2 = None
     step = 60_000

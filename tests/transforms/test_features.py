@@ -74,17 +74,18 @@ def test_feature_row_matches_names_and_top_categories_apply_the_shift():
     s = None
     rng = random.Random(3)
     t = 1_000_000
-    for i in range(200):  # books first, then a clear move to garden
+    for i in range(200):  # books first, then a clear move to garden that lasts over several sessions
         cat = "books" if i < 100 else "garden"
         if rng.random() < 0.2:
             cat = "toys"
-        t += 5000
+        t += 5000 if i % 40 else 3 * 3_600_000
         s, _ = core.accept(s, "k", Ev(t, f"e{i}", 0, cat, None, 1000, None, None, "mobile", None), 0)
     s, outs = core.advance(s, "k", t)
     row = feature_row(s, CFG)
     names = feature_names(CFG)
     assert len(row) == len(names) == len(set(names))
     f = dict(zip(names, row))
-    assert f["events_total"] == 200 and f["session_page_views"] == 200 and f["session_open"] == 1.0
+    assert f["events_total"] == 200 and f["session_page_views"] == 40 and f["session_open"] == 1.0
+    assert f["sessions_total"] == 5
     assert f["shift_detected"] == 1.0
     assert top_categories(s)[0] == "garden" and top_categories(s)[-1] == "books"

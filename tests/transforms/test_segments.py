@@ -19,8 +19,8 @@ def row(**values):
     (dict(session_duration_s=200, session_page_views=51), "engaged_browser"),
     (dict(session_duration_s=200, session_page_views=50), "general"),
     (dict(session_duration_s=30, session_page_views=5), "quick_visitor"),
-    (dict(session_duration_s=90, session_page_views=12, duration_trend=5, sessions_total=3), "potential_interested_buyer"),
-    (dict(session_duration_s=90, session_page_views=12, duration_trend=5, sessions_total=2), "general"),
+    (dict(session_duration_s=90, session_page_views=12, duration_trend=16, sessions_total=3), "potential_interested_buyer"),
+    (dict(session_duration_s=90, session_page_views=12, duration_trend=16, sessions_total=2), "general"),
     (dict(session_duration_s=90, session_page_views=12, cart_adds_24h=1), "cart_abandoner"),
     (dict(session_duration_s=90, session_page_views=12, cart_adds_24h=1, purchases_24h=1), "general"),
     (dict(session_duration_s=30, session_page_views=5, cart_adds_24h=1), "quick_visitor"),  # priority order

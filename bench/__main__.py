@@ -1,0 +1,18 @@
+"""`make bench`: every benchmark in one go (figures as ratios within one run; these machines are noisy)."""
+from __future__ import annotations
+
+import sys
+
+from . import lookup, segments, shifts, state_size, throughput
+
+
+def main() -> int:
+    for name, mod in (("throughput", throughput), ("state size", state_size), ("lookup latency", lookup),
+                      ("shift detection", shifts), ("segments", segments)):
+        print(f"\n## {name}\n", flush=True)
+        mod.main([])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
