@@ -218,7 +218,8 @@ class ReferenceJob:
 
     def summary(self) -> dict:
         s = self.stats
-        return {"events": s["events"], "users": len(self.users_seen) + self.purged_users, "sessions": s["sessions"], "shifts": s["shifts"],
+        # profiles: users with an accepted event; one erased who comes back later gets (and counts) a new profile
+        return {"events": s["events"], "profiles": len(self.users_seen) + self.purged_users, "sessions": s["sessions"], "shifts": s["shifts"],
                 "late": s["late"], "duplicates": s["duplicates"], "dead_letters": s["dead_letters"],
                 "blocked": sum(v for k, v in s.items() if k.startswith("blocked_")),
                 "privacy_requests": s["privacy_requests"], "decisions_written": s["decisions"]}

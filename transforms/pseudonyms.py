@@ -45,5 +45,10 @@ def key_from_settings(key_env: str, key_file: str | None, require_key: bool) -> 
         return value.encode()
     if require_key:
         raise RuntimeError(f"no pseudonym key: set {key_env} or privacy.key_file (privacy.require_key is true)")
-    print(f"shiftstream: warning: {key_env} is not set, using the development pseudonym key", file=sys.stderr)
+    if not _warned:
+        print(f"shiftstream: warning: {key_env} is not set, using the development pseudonym key", file=sys.stderr)
+        _warned.append(True)
     return DEV_KEY
+
+
+_warned: list = []
