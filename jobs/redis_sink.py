@@ -25,6 +25,7 @@ def decision_fields(d: dict) -> list:
         "top_categories", orjson.dumps(d["top_categories"]),
         "features", orjson.dumps(d["features"]),
         "scores", orjson.dumps(d["scores"]),
+        "next_interest", d.get("next_interest") or _NONE,
         "chosen_content", d["chosen_content"] or _NONE,
         "experiment_arm", d["experiment_arm"] or _NONE,
         "model_version", d["model_version"] or _NONE,
@@ -44,6 +45,7 @@ def decision_from_hash(user_key: str, h: dict) -> dict:
         "top_categories": orjson.loads(g["top_categories"]),
         "features": orjson.loads(g["features"]),
         "scores": orjson.loads(g.get("scores") or "{}"),
+        "next_interest": g.get("next_interest") or None,
         "chosen_content": g.get("chosen_content") or None,
         "experiment_arm": g.get("experiment_arm") or None,
         "model_version": g.get("model_version") or None,
@@ -56,7 +58,7 @@ class RedisSink:
     """Writes decision batches; `flush` waits for every reply. Writes are idempotent, so a resend is safe."""
 
     def __init__(self, url: str, key_prefix: str = "ss:d:", ttl_ms: int = 7 * 86_400_000, in_flight: int = 1,
-                 timeout_s: float = 10.0):
+                 timeout_s: float = 10.0, shadow_prefix: str = "ss:shadow:"):
         u = urlparse(url)
         if u.scheme != "redis":
             raise ValueError(f"only redis:// URLs are supported, got {url!r}")
@@ -64,6 +66,7 @@ class RedisSink:
         self.db = int(u.path.lstrip("/") or 0)
         self.password = u.password
         self.prefix = key_prefix
+        self.shadow_prefix = shadow_prefix
         self.ttl = str(int(ttl_ms))
         self.in_flight = in_flight
         self.timeout_s = timeout_s
@@ -104,12 +107,23 @@ class RedisSink:
         self._send(b"".join(parts), 2 * len(decisions))
         self.written += len(decisions)
 
+    def write_shadow(self, records: list[tuple[str, str, dict]]) -> None:
+        """Shadow-model scores, kept apart from decisions: (user key, model-set label, scores) per record."""
+        if not records:
+            return
+        parts = []
+        for key, version, scores in records:
+            k = self.shadow_prefix + key
+            parts.append(_pack(("HSET", k, "model_version", version, "scores", orjson.dumps(scores))))
+            parts.append(_pack(("PEXPIRE", k, self.ttl)))
+        self._send(b"".join(parts), 2 * len(records))
+
     def delete(self, user_keys) -> None:
         """Remove users' decisions (erasure, consent revoked)."""
-        keys = [self.prefix + k for k in user_keys]
+        keys = [p + k for k in user_keys for p in (self.prefix, self.shadow_prefix)]
         if keys:
             self._send(_pack(("DEL", *keys)), 1)
-            self.deleted += len(keys)
+            self.deleted += len(keys) // 2
 
     def _send(self, payload: bytes, replies: int) -> None:
         try:

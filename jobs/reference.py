@@ -208,9 +208,13 @@ class ReferenceJob:
             states, cfg = self.states, self.cfg
             rows = [snapshot(states[k], k, cfg) for k in self.dirty if k in states]
             self.dirty.clear()
-            extra = self.scorer.score(rows) if self.scorer is not None else {}
+            extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
             decisions = self.renderer.render(rows, int(self.clock() * 1000), **extra)
             self.sink.write(decisions)
+            if shadow is not None:
+                sc = shadow["scores"]
+                self.sink.write_shadow([(r.key, shadow["model_version"], {m: float(v[i]) for m, v in sc.items()})
+                                        for i, r in enumerate(rows)])
             self.stats["decisions"] += len(decisions)
         self._last_flush = time.monotonic()
         if self.on_flush is not None:

@@ -14,6 +14,7 @@ class MemorySink:
 
     def __init__(self):
         self.decisions: dict[str, dict] = {}
+        self.shadow: dict[str, tuple[str, dict]] = {}
         self.writes = 0
         self.deletes = 0
 
@@ -22,9 +23,14 @@ class MemorySink:
             self.decisions[d["user_key"]] = d
         self.writes += len(decisions)
 
+    def write_shadow(self, records) -> None:
+        for key, version, scores in records:
+            self.shadow[key] = (version, scores)
+
     def delete(self, keys) -> None:
         for k in keys:
             self.decisions.pop(k, None)
+            self.shadow.pop(k, None)
         self.deletes += len(keys)
 
     def flush(self) -> None:
@@ -49,14 +55,14 @@ class Captured:
 
 
 def run_reference(events: Iterable[dict], cfg: Config | None = None, privacy: Iterable[tuple[int, dict]] = (),
-                  sink=None, messages: bool = False, key: bytes = DEV_KEY):
+                  sink=None, messages: bool = False, key: bytes = DEV_KEY, scorer=None):
     """Run records (or wire messages) through a ReferenceJob; privacy requests go in before the arrival index given.
 
     Returns (job, sink, captured)."""
     cfg = cfg or load_config()
     sink = sink if sink is not None else MemorySink()
     cap = Captured()
-    job = ReferenceJob(cfg, sink, Pseudonymiser(key), cap.outputs(), clock=lambda: 1_800_000_000.0)
+    job = ReferenceJob(cfg, sink, Pseudonymiser(key), cap.outputs(), scorer=scorer, clock=lambda: 1_800_000_000.0)
     priv = sorted(privacy, key=lambda p: p[0])
     pi = 0
     for i, ev in enumerate(events):

@@ -21,7 +21,7 @@ def _config_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import lookup, run, simulate
+    from . import lookup, run, simulate, train
 
     parser = argparse.ArgumentParser(prog="shiftstream", description="Real-time personalization as stream jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lookup", help="print a user's decision from Redis as JSON")
     lookup.add_arguments(p)
     p.set_defaults(func=lookup.main)
+
+    p = sub.add_parser("train", help="train models on an event log and export them to ONNX with manifests")
+    train.add_train_arguments(p)
+    p.set_defaults(func=train.train_main)
+
+    p = sub.add_parser("models", help="model tools")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    c = msub.add_parser("compare", help="agreement and score deltas of the live and shadow model sets")
+    train.add_compare_arguments(c)
+    c.set_defaults(func=train.compare_main)
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)

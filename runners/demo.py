@@ -32,9 +32,20 @@ def main(args) -> int:
         print(f"demo: simulated {c['events']:,} events for {c['users']:,} users in {time.perf_counter() - t0:.1f}s "
               f"({c['shifts']} preference shifts, {c['late']} too-late, {c['duplicates']} duplicates, "
               f"{c['malformed']} malformed, {c['privacy']} privacy requests) -> {paths['events']}")
+        models = work / "models"
+        if not (models / "LIVE").exists():
+            from models.train import train_all
+            from transforms.config import load_config
+
+            t1 = time.perf_counter()
+            history = simulate(SimConfig(users=args.users, events=args.events // 2, seed=args.seed + 1000))
+            print(f"demo: training models on a separate simulated log ({len(history.events):,} events)")
+            train_all(history.events, load_config(), history.truth["categories"], models,
+                      log=lambda m: print("demo: " + m))
+            print(f"demo: models trained in {time.perf_counter() - t1:.1f}s -> {models}")
         rc = run.main(Namespace(runner="reference", input=paths["events"], privacy=paths["privacy"], config=None,
                                 redis_url=url, kafka_bootstrap=None, topic=None, privacy_topic=None, idle_exit=None,
-                                out_dir=work, quiet=False))
+                                out_dir=work, quiet=False, models=str(models)))
         if rc:
             return rc
         settings = run.settings(Namespace(config=None, redis_url=url))
@@ -45,7 +56,9 @@ def main(args) -> int:
             d = lookup(url, settings.redis.key_prefix, ps(uid))
             if d is None:
                 continue
-            brief = {k: d[k] for k in ("segment", "shift", "top_categories", "event_time")}
+            brief = {k: d[k] for k in ("segment", "ml_segment", "shift", "top_categories", "next_interest", "scores",
+                                       "model_version", "event_time")}
+            brief["scores"] = {k: round(v, 3) for k, v in brief["scores"].items()}
             brief["features"] = {k: round(d["features"][k], 2) for k in
                                  ("session_duration_s", "session_page_views", "sessions_total", "affinity_top")}
             print(f"demo: decision for {uid} ({sim.truth['users'][uid]['type']}):")

@@ -29,7 +29,29 @@ def add_arguments(p) -> None:
                    help="Kafka: stop after this many seconds without a message (default: run until stopped)")
     p.add_argument("--out-dir", type=Path, default=Path(".shiftstream-out"),
                    help="where dead letters and late events go for file runs (JSON lines)")
+    p.add_argument("--models", help="models directory (LIVE/SHADOW pointers); default: models.dir, else "
+                                     ".demo/models if present, else no model scores")
     p.add_argument("--quiet", action="store_true")
+
+
+def models_dir(args, cfg: Config) -> Path | None:
+    """Where the models come from: --models, then models.dir, then the demo's trained models if present."""
+    if getattr(args, "models", None):
+        return Path(args.models)
+    if cfg.models.dir:
+        return Path(cfg.models.dir)
+    demo = Path(".demo/models")
+    return demo if (demo / "LIVE").exists() else None
+
+
+def make_scorer(args, cfg: Config):
+    from models.scorer import Scorer
+    from transforms.features import feature_names
+
+    d = models_dir(args, cfg)
+    if d is None:
+        return None
+    return Scorer(d, feature_names(cfg), cfg.models.reload_interval, cfg.models.intra_op_threads)
 
 
 def settings(args) -> Config:
@@ -166,7 +188,8 @@ def main(args) -> int:
     key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
     with ExitStack() as stack:
         try:
-            sink = RedisSink(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.ttl, cfg.redis.in_flight_batches)
+            sink = RedisSink(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.ttl, cfg.redis.in_flight_batches,
+                             shadow_prefix=cfg.redis.shadow_prefix)
         except OSError as exc:
             print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
             return 1
@@ -175,7 +198,12 @@ def main(args) -> int:
         late = JsonLines(args.out_dir / "late-events.jsonl")
         stack.callback(dead.close)
         stack.callback(late.close)
-        job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late))
+        try:
+            scorer = make_scorer(args, cfg)
+        except Exception as exc:  # ModelError: say why and stop before consuming anything
+            print(f"run: models: {exc}", file=sys.stderr)
+            return 1
+        job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late), scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
             run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
@@ -188,5 +216,7 @@ def main(args) -> int:
     print(f"shiftstream run ({args.runner}): {s['events']:,} events in {elapsed:.1f}s "
           f"({s['events'] / max(elapsed, 1e-9):,.0f} events/s)")
     print("  " + "  ".join(f"{k} {v:,}" for k, v in s.items() if k != "events"))
+    if scorer is not None:
+        print(f"  models: live {scorer.live.label}" + (f", shadow {scorer.shadow.label}" if scorer.shadow else ""))
     print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters {dead.path}; late events {late.path}")
     return 0

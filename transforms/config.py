@@ -122,6 +122,7 @@ class Models:
 class Redis:
     url: str = _str("redis://127.0.0.1:6379/0")
     key_prefix: str = _str("ss:d:")
+    shadow_prefix: str = _str("ss:shadow:")
     ttl: int = _dur("7d", 1000)
     in_flight_batches: int = _int(1, 0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from .config import Config
-from .features import feature_names, feature_row, top_categories
+from .features import feature_names, feature_row, recent_categories, top_categories
 from .segments import Segmenter
 
 
@@ -17,12 +17,14 @@ class Row(NamedTuple):
     top: list[str]
     shift: tuple | None   # (ts, from, to, score) of the latest detection
     shift_score: float
+    recent: list[str]     # the last interest categories, oldest first (the next-interest model's input)
 
 
 def snapshot(state, key: str, cfg: Config) -> Row:
     """The row for a user's current state."""
     values = feature_row(state, cfg)
-    return Row(key, state.last_ts, values, top_categories(state), state.shift.last, values[-2])
+    return Row(key, state.last_ts, values, top_categories(state), state.shift.last, values[-2],
+               recent_categories(state, 10))
 
 
 class Renderer:
@@ -33,7 +35,8 @@ class Renderer:
         self.segmenter = Segmenter(cfg.segments.rules, self.names, cfg.segments.default)
 
     def render(self, rows: Sequence[Row], now_ms: int, scores: dict[str, Sequence[float]] | None = None,
-               ml_segments: Sequence[int] | None = None, model_version: str | None = None) -> list[dict]:
+               ml_segments: Sequence[int] | None = None, model_version: str | None = None,
+               next_interest: Sequence[str] | None = None) -> list[dict]:
         names = self.names
         assign = self.segmenter.assign
         out = []
@@ -49,6 +52,7 @@ class Renderer:
                 "top_categories": r.top,
                 "features": dict(zip(names, r.values)),
                 "scores": {m: float(v[i]) for m, v in scores.items()} if scores else {},
+                "next_interest": next_interest[i] if next_interest is not None else None,
                 "chosen_content": None,
                 "experiment_arm": None,
                 "model_version": model_version,

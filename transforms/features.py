@@ -77,3 +77,19 @@ def top_categories(state, k: int = 5) -> list[str]:
             ranked.remove(frm)
             ranked.append(frm)
     return ranked[:k]
+
+
+def recent_categories(state, n: int = 10) -> list[str]:
+    """The categories of the user's last `n` interest events, oldest first (from the window buffer)."""
+    from .events import INTEREST_WEIGHT
+
+    out: list[str] = []
+    buf = state.windows.buf
+    i = len(buf) - 1
+    while i >= 0 and len(out) < n:
+        _, code, cat = buf[i]
+        if cat is not None and INTEREST_WEIGHT[code]:
+            out.append(cat)
+        i -= 1
+    out.reverse()
+    return out
