@@ -29,15 +29,15 @@ def add_arguments(p) -> None:
                    help="Kafka: stop after this many seconds without a message (default: run until stopped)")
     p.add_argument("--out-dir", type=Path, default=Path(".shiftstream-out"),
                    help="where dead letters and late events go for file runs (JSON lines)")
-    p.add_argument("--models", help="models directory (LIVE/SHADOW pointers); default: models.dir, else "
-                                     ".demo/models if present, else no model scores")
+    p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or 'none'; default: models.dir, "
+                                     "else .demo/models if present, else no model scores")
     p.add_argument("--quiet", action="store_true")
 
 
 def models_dir(args, cfg: Config) -> Path | None:
     """Where the models come from: --models, then models.dir, then the demo's trained models if present."""
     if getattr(args, "models", None):
-        return Path(args.models)
+        return None if args.models == "none" else Path(args.models)
     if cfg.models.dir:
         return Path(cfg.models.dir)
     demo = Path(".demo/models")

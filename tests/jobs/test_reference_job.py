@@ -126,7 +126,8 @@ def test_run_and_lookup_commands(tmp_path, redis_url):
     sim = simulate(SimConfig(users=30, events=3000, seed=12))
     paths = write_outputs(sim, tmp_path / "events.frames", 12)
     r = subprocess.run([sys.executable, "-m", "runners.cli", "run", "--input", str(paths["events"]), "--privacy",
-                        str(paths["privacy"]), "--redis-url", redis_url, "--out-dir", str(tmp_path), "--quiet"],
+                        str(paths["privacy"]), "--redis-url", redis_url, "--out-dir", str(tmp_path), "--quiet",
+                        "--models", "none"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert f"{sim.truth['counts']['deliveries']:,} events" in r.stdout and "dead_letters" in r.stdout
