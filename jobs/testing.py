@@ -77,3 +77,21 @@ def run_reference(events: Iterable[dict], cfg: Config | None = None, privacy: It
         job.on_privacy(p)
     job.finish()
     return job, sink, cap
+
+
+def redis_decisions(url: str, prefix: str = "ss:d:") -> dict[str, dict]:
+    """Every decision in a Redis, by user key, without the processing-time field (comparable with `stable()`)."""
+    import redis
+
+    from .redis_sink import decision_from_hash
+
+    client = redis.Redis.from_url(url)
+    try:
+        out = {}
+        for k in client.scan_iter(match=(prefix + "*").encode()):
+            d = decision_from_hash(k.decode()[len(prefix):], client.hgetall(k))
+            d.pop("updated_at")
+            out[d["user_key"]] = d
+        return out
+    finally:
+        client.close()

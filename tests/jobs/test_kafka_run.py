@@ -4,26 +4,13 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
-from jobs.redis_sink import decision_from_hash
-from jobs.testing import run_reference
+from jobs.testing import redis_decisions, run_reference
 from runners.simulate import produce
 from runners.simulator import SimConfig, simulate, wire_messages
 from schemas import MemoryRegistry, WireCodec
 
 pytestmark = pytest.mark.kafka
-
-
-def _stable(url):
-    c = redis.Redis.from_url(url)
-    out = {}
-    for k in c.scan_iter(match=b"ss:d:*"):
-        d = decision_from_hash(k.decode()[5:], c.hgetall(k))
-        d.pop("updated_at")
-        out[k] = d
-    c.close()
-    return out
 
 
 def test_kafka_run_matches_a_file_run_and_commits_offsets(kafka_broker, redis_url, tmp_path):
@@ -38,11 +25,11 @@ def test_kafka_run_matches_a_file_run_and_commits_offsets(kafka_broker, redis_ur
     assert r.returncode == 0, r.stderr
     assert f"{len(sim.events):,} events" in r.stdout
     assert f"dead_letters {len(sim.malformed)}" in r.stdout
-    from_kafka = _stable(redis_url)
+    from_kafka = redis_decisions(redis_url)
 
     wire = WireCodec(MemoryRegistry(), "interaction")
     _, mem, _ = run_reference(list(wire_messages(sim, wire)), messages=True)
-    assert {k.decode()[5:]: v for k, v in from_kafka.items()} == mem.stable()
+    assert from_kafka == mem.stable()
 
     c = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": "shiftstream"})
     committed = c.committed([TopicPartition("kr-events", 0)], timeout=10)

@@ -6,8 +6,8 @@ import sys
 import pytest
 import redis
 
-from jobs.redis_sink import RedisSink, decision_from_hash
-from jobs.testing import MemorySink, run_reference
+from jobs.redis_sink import RedisSink
+from jobs.testing import MemorySink, redis_decisions, run_reference
 from runners.simulate import write_outputs
 from runners.simulator import SimConfig, simulate
 from schemas import MemoryRegistry, WireCodec
@@ -22,14 +22,8 @@ def sim():
     return simulate(SimConfig(users=80, events=8000, seed=5, privacy_rate=0.05))
 
 
-def redis_decisions(url):
-    c = redis.Redis.from_url(url)
-    out = {}
-    for k in c.scan_iter(match=b"ss:d:*"):
-        d = decision_from_hash(k.decode()[5:], c.hgetall(k))
-        d.pop("updated_at")
-        out[d["user_key"]] = d
-    return out, c
+def decisions_and_client(url):
+    return redis_decisions(url), redis.Redis.from_url(url)
 
 
 def test_redis_holds_the_decisions_and_a_replay_leaves_the_same_contents(sim, redis_url):
@@ -37,12 +31,12 @@ def test_redis_holds_the_decisions_and_a_replay_leaves_the_same_contents(sim, re
     run_reference(sim.events, sink=mem)
     sink = RedisSink(redis_url, CFG.redis.key_prefix, CFG.redis.ttl)
     run_reference(sim.events, sink=sink)
-    first, client = redis_decisions(redis_url)
+    first, client = decisions_and_client(redis_url)
     assert first == mem.stable() and len(first) > 50
     ttl = client.pttl(f"ss:d:{next(iter(first))}")
     assert 0 < ttl <= CFG.redis.ttl
     run_reference(sim.events, sink=RedisSink(redis_url, CFG.redis.key_prefix, CFG.redis.ttl))  # replay
-    second, _ = redis_decisions(redis_url)
+    second = redis_decisions(redis_url)
     assert second == first
 
 
@@ -95,7 +89,7 @@ def test_erasure_leaves_no_trace_in_redis_or_the_runner(sim, redis_url):
     events = [e for i, e in enumerate(sim.events) if i < mid or e["user_id"] not in victims]
     sink = RedisSink(redis_url, CFG.redis.key_prefix, CFG.redis.ttl)
     job, _, cap = run_reference(events, sink=sink, privacy=privacy)
-    decisions, client = redis_decisions(redis_url)
+    decisions, client = decisions_and_client(redis_url)
     for u in victims:
         assert _traces(job, decisions, u, ps(u), client) == []
     assert _traces(job, decisions, users[5], ps(users[5]), client) != []  # the check can find a trace
