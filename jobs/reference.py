@@ -95,7 +95,10 @@ class ReferenceJob:
             self._outputs(outs)
         else:
             self.users_seen.add(key)
-            heapq.heappush(timers, (ev.ts, key))
+            # a timer only when this event is the user's earliest pending one: the heap already holds an entry
+            # at or before the user's next timer otherwise (pushed when that head arrived, or after an advance)
+            if st.pending[0] is ev:
+                heapq.heappush(timers, (ev.ts, key))
         if timers[0][0] <= wm if timers else False:
             self.fire(wm)
         if self.stats["events"] & 255 == 0 and time.monotonic() - self._last_flush >= self.flush_interval_s:
