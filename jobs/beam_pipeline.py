@@ -74,7 +74,7 @@ class ReadEvents(beam.DoFn):
                     yield beam.pvalue.TaggedOutput(DEAD, dead_letter(exc, raw, self.pseudonymise, "events", 0, offset,
                                                                       int(time.time() * 1000)))
                     continue
-            problem = check_record(rec)
+            problem = check_record(rec, int(time.time() * 1000) + self.cfg.event_time.max_future_skew)
             if problem is not None:
                 self.dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, dead_letter(problem, raw, self.pseudonymise, "events", 0, offset,
@@ -113,7 +113,7 @@ class RunCore(beam.DoFn):
         return UserState.from_dict(d) if d is not None else None
 
     def _store(self, st: UserState | None, state, timer) -> None:
-        if st is None:
+        if st is None or st.is_empty():
             state.clear()
             return
         state.write(st.to_dict())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections import deque
 from urllib.parse import urlparse
 
@@ -135,14 +136,24 @@ class RedisSink:
         while len(self._sent) > self.in_flight:
             self._ack()
 
-    def _ack(self) -> None:
-        payload, replies = self._sent[0]
-        try:
-            self._read(replies)
-        except (OSError, ConnectionError):
-            self._reconnect_and_resend()
-            return self._ack()
-        self._sent.popleft()
+    def _ack(self, attempts: int = 3) -> None:
+        """Read the oldest batch's replies; a lost connection is re-opened and the batches in flight resent
+        (writes are idempotent). A batch Redis refused is dropped from the queue before the error is raised."""
+        for attempt in range(attempts):
+            _, replies = self._sent[0]
+            try:
+                self._read(replies)
+            except RedisWriteError:
+                self._sent.popleft()
+                raise
+            except (OSError, ConnectionError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.1 * 2 ** attempt)
+                self._reconnect_and_resend()
+                continue
+            self._sent.popleft()
+            return
 
     def _reconnect_and_resend(self) -> None:
         try:

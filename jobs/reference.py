@@ -52,7 +52,9 @@ class ReferenceJob:
         self.stats: Counter = Counter()
         self.users_seen: set[str] = set()
         self.purged_users = 0
+        self.applied_through = -(2**63)  # every accepted event at or before this time has been applied
         self.batch_size = cfg.batching.micro_batch_size
+        self.max_future_ms = cfg.event_time.max_future_skew
         self.flush_interval_s = cfg.batching.flush_interval / 1000
         self._last_flush = time.monotonic()
         self._wire: WireCodec | None = None
@@ -68,41 +70,51 @@ class ReferenceJob:
                                    "interaction")
         return self._wire
 
-    def on_message(self, data: bytes, partition: int = 0, offset: int | None = None, source: str = "events") -> None:
-        """One Kafka-style message value (Confluent wire format); bad bytes become a dead letter."""
+    def on_message(self, data: bytes, partition: int = 0, offset: int | None = None,
+                   source: str = "events") -> int | None:
+        """One Kafka-style message value (Confluent wire format); bad bytes become a dead letter.
+        Returns the event time, or None for a dead letter."""
         try:
             rec = self.wire().decode(data)
         except DecodeError as exc:
             self._dead(exc, data, source, partition, offset)
-            return
-        self.on_record(rec, partition, offset, source, data)
+            return None
+        return self.on_record(rec, partition, offset, source, data)
 
     def on_record(self, rec: dict, partition: int = 0, offset: int | None = None, source: str = "events",
-                  payload: bytes | None = None) -> None:
-        """One decoded Interaction record."""
-        problem = check_record(rec)
+                  payload: bytes | None = None) -> int | None:
+        """One decoded Interaction record; returns its event time, or None if it became a dead letter."""
+        now = time.monotonic()
+        problem = check_record(rec, int(self.clock() * 1000) + self.max_future_ms)
         if problem is not None:
             self._dead(problem, payload, source, partition, offset)
-            return
+            return None
         self.stats["events"] += 1
-        key = self.pseudonymise(rec["user_id"])
+        raw_id = rec["user_id"]
+        key = self.pseudonymise(raw_id)
         ev = from_record(rec)
-        wm = self.watermarks.observe(ev.ts, partition)
+        wm = self.watermarks.observe(ev.ts, partition, now)
         st, outs = self.core.accept(self.states.get(key), key, ev, wm)
-        self.states[key] = st
         timers = self.timers
         if outs:
+            if st.is_empty():  # nothing to keep for a user whose event was refused: no trace either
+                self.states.pop(key, None)
+                self.pseudonymise.forget(raw_id)
+            else:
+                self.states[key] = st
             self._outputs(outs)
         else:
+            self.states[key] = st
             self.users_seen.add(key)
             # a timer only when this event is the user's earliest pending one: the heap already holds an entry
             # at or before the user's next timer otherwise (pushed when that head arrived, or after an advance)
             if st.pending[0] is ev:
                 heapq.heappush(timers, (ev.ts, key))
-        if timers[0][0] <= wm if timers else False:
+        if wm > self.applied_through:
             self.fire(wm)
-        if self.stats["events"] & 255 == 0 and time.monotonic() - self._last_flush >= self.flush_interval_s:
+        if now - self._last_flush >= self.flush_interval_s:
             self.flush()
+        return ev.ts
 
     def on_privacy(self, rec: dict) -> None:
         """A PrivacyRequest record: consent change or erasure, applied at once."""
@@ -137,6 +149,8 @@ class ReferenceJob:
     def fire(self, wm: int) -> None:
         """Advance every user whose next timer is at or before the watermark."""
         timers, states, core = self.timers, self.states, self.core
+        if wm > self.applied_through:
+            self.applied_through = wm
         while timers and timers[0][0] <= wm:
             _, key = heapq.heappop(timers)
             st = states.get(key)
@@ -150,7 +164,7 @@ class ReferenceJob:
                 del states[key]
             else:
                 nt = core.next_timer(st)
-                if nt is not None:
+                if nt is not None and nt > wm:  # after advance nothing is due at or before wm
                     heapq.heappush(timers, (nt, key))
             if outs:
                 self._outputs(outs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections import deque
 import sys
 import time
 from contextlib import ExitStack
@@ -132,9 +133,36 @@ def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool)
     bar.close()
 
 
+class CommitPoints:
+    """Per partition, the offsets consumed and their events' times. The safe commit point is the first offset
+    whose event the watermark has not passed yet: every decision before it is written, none after it is assumed."""
+
+    def __init__(self):
+        self.parts: dict[tuple[str, int], deque] = {}
+        self.committed: dict[tuple[str, int], int] = {}
+
+    def add(self, topic: str, partition: int, offset: int, ts: int | None) -> None:
+        """ts None: done at once (a dead letter, a privacy request)."""
+        self.parts.setdefault((topic, partition), deque()).append((offset, -(2**63) if ts is None else ts))
+
+    def due(self, watermark: int) -> list:
+        from confluent_kafka import TopicPartition
+
+        out = []
+        for (topic, part), q in self.parts.items():
+            last = None
+            while q and q[0][1] <= watermark:
+                last = q.popleft()[0]
+            point = q[0][0] if q else (last + 1 if last is not None else None)
+            if point is not None and point != self.committed.get((topic, part)):
+                self.committed[(topic, part)] = point
+                out.append(TopicPartition(topic, part, point))
+        return out
+
+
 def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
               idle_exit: float | None, progress: bool) -> None:
-    """Consume events and privacy requests; offsets are committed only after the decisions are written."""
+    """Consume events and privacy requests; offsets are committed only up to events whose decisions are written."""
     from confluent_kafka import Consumer
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": cfg.kafka.group_id,
@@ -147,13 +175,13 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         stop["now"] = True
 
     old = signal.signal(signal.SIGTERM, _stop)
-    pending_commit = {"dirty": False}
+    points = CommitPoints()
 
     def commit() -> None:
-        job.sink.flush()
-        if pending_commit["dirty"]:
-            consumer.commit(asynchronous=False)
-            pending_commit["dirty"] = False
+        job.sink.flush()  # every reply read: the decisions before the watermark are in Redis
+        due = points.due(job.applied_through)
+        if due:
+            consumer.commit(offsets=due, asynchronous=False)
 
     job.on_flush = commit
     last_msg = time.monotonic()
@@ -170,11 +198,12 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             for m in msgs:
                 if m.error():
                     continue
-                pending_commit["dirty"] = True
                 if m.topic() == privacy_topic:
                     job.on_privacy_message(m.value(), m.partition(), m.offset())
+                    points.add(m.topic(), m.partition(), m.offset(), None)
                 else:
-                    job.on_message(m.value(), m.partition(), m.offset())
+                    ts = job.on_message(m.value(), m.partition(), m.offset())
+                    points.add(m.topic(), m.partition(), m.offset(), ts)
     except KeyboardInterrupt:
         pass
     finally:

@@ -59,8 +59,8 @@ def _str(default: str | None, optional: bool = False) -> Any:
 class EventTime:
     allowed_lateness: int = _dur("2m")
     watermark_idleness: int = _dur("30s", 1)
-    dedup_horizon: int = _dur("1h")
-    dedup_max_ids: int = _int(2000, 1)
+    max_pending: int = _int(5000, 1)
+    max_future_skew: int = _dur("1d", 1)
 
 
 @dataclass(frozen=True)
@@ -296,12 +296,10 @@ def _cross_checks(cfg: Config) -> list[str]:
     problems = []
     if cfg.sessions.max_length <= cfg.sessions.gap:
         problems.append("sessions.max_length: must be longer than sessions.gap")
-    if cfg.event_time.dedup_horizon < cfg.event_time.allowed_lateness:
-        problems.append("event_time.dedup_horizon: must be at least event_time.allowed_lateness")
     if cfg.shift.long_half_life_events <= cfg.shift.short_half_life_events:
         problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
-    if not cfg.redis.url.startswith(("redis://", "unix://")):
-        problems.append(f"redis.url: must start with redis:// or unix://, got {cfg.redis.url!r}")
+    if not cfg.redis.url.startswith("redis://"):
+        problems.append(f"redis.url: must start with redis://, got {cfg.redis.url!r}")
     if not cfg.kafka.schema_registry_url.startswith(("memory://", "http://", "https://")):
         problems.append("kafka.schema_registry_url: must start with memory://, http:// or https://")
     try:

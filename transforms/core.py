@@ -35,8 +35,8 @@ class Core:
         self.a_long = alpha(sh.long_half_life_events)
         self.shift_args = (sh.min_events, sh.threshold, sh.cooldown_events, sh.persist_events)
         self.confirm_sessions = sh.confirm_across_sessions
-        self.horizon = cfg.event_time.dedup_horizon
-        self.max_ids = cfg.event_time.dedup_max_ids
+        self.max_pending = cfg.event_time.max_pending
+        self.max_categories = cfg.profile.max_categories
         self.opt_in = cfg.privacy.consent_mode == "opt_in"
 
     def new_state(self) -> UserState:
@@ -45,23 +45,24 @@ class Core:
     # -- inputs ------------------------------------------------------------------------------------------------
 
     def accept(self, state: UserState | None, key: str, ev: Ev, watermark: int) -> tuple[UserState | None, list]:
-        """Take an arriving event: drop a duplicate, route a late one, check consent, else buffer it."""
+        """Take an arriving event: check consent, route a late one, drop a duplicate, else buffer it.
+
+        Consent comes first (nothing of a user without it reaches any output), lateness second: a redelivery of an
+        event already applied is older than the watermark, so only pending ids are needed to spot duplicates."""
         if state is None:
             state = UserState(self.cfg)
-        # late first: a redelivery older than the watermark is late whether or not its id is still remembered,
-        # so how long ids are kept (dedup_horizon >= allowed_lateness) never changes an outcome
-        if ev.ts <= watermark or ev.ts <= state.watermark:
-            return state, [Late(key, ev, max(watermark, state.watermark))]
-        if ev.event_id in state.seen:
-            return state, [Duplicate(key, ev.event_id)]
         reason = self._blocked(state, ev.ts)
         if reason:
             return state, [Blocked(key, ev.event_id, reason)]
-        seen = state.seen
-        seen[ev.event_id] = ev.ts
-        if len(seen) > self.max_ids:
-            del seen[next(iter(seen))]
+        if ev.ts <= watermark or ev.ts <= state.watermark:
+            return state, [Late(key, ev, max(watermark, state.watermark))]
+        ids = state.pending_ids
+        if ev.event_id in ids:
+            return state, [Duplicate(key, ev.event_id)]
         pending = state.pending
+        if len(pending) >= self.max_pending:
+            return state, [Blocked(key, ev.event_id, "pending_full")]
+        ids.add(ev.event_id)
         if not pending or ev > pending[-1]:
             pending.append(ev)
         else:
@@ -69,7 +70,7 @@ class Core:
         return state, []
 
     def advance(self, state: UserState, key: str, watermark: int) -> tuple[UserState | None, list]:
-        """Apply buffered events up to the watermark, close a session whose gap has passed, expire old ids."""
+        """Apply buffered events up to the watermark and close a session whose gap has passed; None: drop the state."""
         outs: list = []
         pending = state.pending
         applied = 0
@@ -77,27 +78,23 @@ class Core:
             self._apply(state, key, pending[applied], outs)
             applied += 1
         if applied:
+            ids = state.pending_ids
+            for e in pending[:applied]:
+                ids.discard(e.event_id)
             del pending[:applied]
         s = state.session
         closed = False
         if state.session_open and s.last + self.gap <= watermark:
-            self._close(state, key, outs)
+            self._close(state, key, outs, at=s.last + self.gap)
             closed = True
         if watermark > state.watermark:
             state.watermark = watermark
-        seen = state.seen
-        if len(seen) > 32:  # small sets are left alone: forgetting ids sooner or later changes no outcome
-            cutoff = watermark - self.horizon
-            while seen:
-                first = next(iter(seen))
-                if seen[first] >= cutoff:
-                    break
-                del seen[first]
+        if state.erased_at is not None and watermark > state.erased_at:
+            state.erased_at = None  # the tombstone has done its work: anything older is late from now on
         if applied or closed:  # a closed session changes the features too
             outs.append(Changed(key, state.last_ts))
-        if state.erased_at is not None and watermark > state.erased_at and not state.has_profile() \
-                and state.revoked_at is None and state.granted_at is None and not pending:
-            return None, outs  # the erasure tombstone is no longer needed: nothing older can arrive now
+        if state.is_empty():
+            return None, outs
         return state, outs
 
     def next_timer(self, state: UserState) -> int | None:
@@ -139,9 +136,12 @@ class Core:
             return "no_consent"
         return None
 
-    def _close(self, state: UserState, key: str, outs: list) -> None:
+    def _close(self, state: UserState, key: str, outs: list, at: int | None = None) -> None:
+        """Close the open session; closed by its timer (`at`), the windows slide to that time too."""
         s = state.session
         state.session_open = False
+        if at is not None:
+            state.windows.slide(at)
         state.profile.session_closed((s.last - s.start) / 1000, self.keep_sessions)
         outs.append(SessionClosed(key, s.summary()))
 
@@ -153,12 +153,12 @@ class Core:
             state.recency_ms = ev.ts - s.last if s is not None else 0
             state.session = s = Session(ev)
             state.session_open = True
-        s.add(ev)
+        s.add(ev, self.max_categories)
         state.windows.add(ev.ts, ev.code, ev.category)
         state.profile.add(ev, self.half_life)
         if ev.category is not None and INTEREST_WEIGHT[ev.code]:
             det = state.shift.update(ev.category, ev.ts, self.a_short, self.a_long, *self.shift_args,
-                                     s.start if self.confirm_sessions else None)
+                                     s.start if self.confirm_sessions else None, self.max_categories)
             if det is not None:
                 outs.append(ShiftDetected(key, det.ts, det.from_category, det.to_category, det.score))
         state.last_ts = ev.ts

@@ -31,10 +31,11 @@ def from_record(rec: dict) -> Ev:
               rec["scroll_depth"], rec["hover_ms"], rec["device"], rec["variant"])
 
 
-def check_record(rec: dict):
-    """A BadValue error for a decoded record that cannot be processed (empty ids, absurd values), else None."""
+def check_record(rec: dict, latest_ms: int = 1 << 50):
+    """A BadValue error for a decoded record that cannot be processed (empty ids, absurd values, a time after
+    `latest_ms`: processing clock plus the allowed future skew), else None."""
     ts = rec["ts"]
-    if rec["event_id"] and rec["user_id"] and 0 < ts < 1 << 50:
+    if rec["event_id"] and rec["user_id"] and 0 < ts <= latest_ms:
         sd, dw, hv, pr = rec["scroll_depth"], rec["dwell_ms"], rec["hover_ms"], rec["price"]
         if (sd is None or 0.0 <= sd <= 1.0) and (dw is None or dw >= 0) and (hv is None or hv >= 0) \
                 and (pr is None or pr >= 0):
@@ -45,8 +46,9 @@ def check_record(rec: dict):
         return BadValue("event_id is empty")
     if not rec.get("user_id"):
         return BadValue("user_id is empty")
-    if not 0 < ts < 1 << 50:
-        return BadValue(f"ts {ts} is not a plausible time in ms")
+    if not 0 < ts <= latest_ms:
+        return BadValue(f"ts {ts} is not a plausible time in ms (it must be after 1970 and at most {latest_ms}, "
+                        "the processing clock plus event_time.max_future_skew)")
     sd = rec.get("scroll_depth")
     if sd is not None and not 0.0 <= sd <= 1.0:
         return BadValue(f"scroll_depth {sd} is outside 0..1")

@@ -26,7 +26,7 @@ class Session:
         self.device = ev.device
         self.revenue = 0.0
 
-    def add(self, ev: Ev) -> None:
+    def add(self, ev: Ev, max_categories: int = 64) -> None:
         self.last = ev.ts
         self.n += 1
         self.by_type[ev.code] += 1
@@ -39,8 +39,13 @@ class Session:
             self.scroll_max = ev.scroll_depth
         if ev.hover_ms is not None:
             self.hover_total += ev.hover_ms
-        if ev.category is not None:
-            self.cats[ev.category] = self.cats.get(ev.category, 0) + 1
+        cat = ev.category
+        if cat is not None:
+            n = self.cats.get(cat)
+            if n is not None:
+                self.cats[cat] = n + 1
+            elif len(self.cats) < max_categories:  # distinct categories saturate at the cap
+                self.cats[cat] = 1
         if ev.code == PURCHASE and ev.price:
             self.revenue += ev.price
         if ev.device is not None:

@@ -39,11 +39,14 @@ class ShiftDetector:
         self.cand: list | None = None   # [category, session it first led in]
 
     def update(self, cat: str, ts: int, a_short: float, a_long: float, min_events: int, threshold: float,
-               cooldown: int, persist: int = 2, session: int | None = None) -> Detection | None:
+               cooldown: int, persist: int = 2, session: int | None = None,
+               max_categories: int = 64) -> Detection | None:
         """Take one interest event. With `session` given (the session's start time), a candidate must still lead
         in a later session than the one it first led in: one-session excursions are not shifts."""
         self.n += 1
         # p <- (1-a) p + a e_cat, kept as p = u * g with g shrinking by (1-a) per step
+        if cat not in self.s and len(self.s) >= max_categories:
+            self._drop_weakest(cat)
         self.gs *= 1.0 - a_short
         self.s[cat] = self.s.get(cat, 0.0) + a_short / self.gs
         self.stot = self.stot * (1.0 - a_short) + a_short
@@ -89,6 +92,13 @@ class ShiftDetector:
         det = Detection(ts, top, cat, round(score, 6))
         self.last = tuple(det)
         return det
+
+    def _drop_weakest(self, keep: str) -> None:
+        """Make room for a new category: drop the one with the least long-term (then short-term) interest."""
+        l, sh = self.l, self.s
+        weakest = min((c for c in sh if c != keep and c != self.top), key=lambda c: (l.get(c, 0.0), sh[c]))
+        sh.pop(weakest, None)
+        l.pop(weakest, None)
 
     def score_now(self) -> float:
         """The largest short-over-long excess of any category right now (0 when none)."""

@@ -8,19 +8,19 @@ from .sessions import Session
 from .shift import ShiftDetector
 from .windows import Windows
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 NO_TIME = -(2**63)
 
 
 class UserState:
     """Everything the core knows about one (pseudonymised) user."""
 
-    __slots__ = ("seen", "pending", "watermark", "session", "session_open", "recency_ms", "windows", "profile",
+    __slots__ = ("pending_ids", "pending", "watermark", "session", "session_open", "recency_ms", "windows", "profile",
                  "shift", "granted_at", "revoked_at", "erased_at", "last_ts")
 
     def __init__(self, cfg: Config):
-        self.seen: dict[str, int] = {}        # event id -> event time, for dropping redeliveries
         self.pending: list[Ev] = []           # accepted, waiting for the watermark, ordered by (ts, event_id)
+        self.pending_ids: set[str] = set()    # their ids: a redelivery of an applied event is late, so this suffices
         self.watermark = NO_TIME              # the watermark up to which events have been applied
         self.session: Session | None = None   # the current or most recent session
         self.session_open = False
@@ -36,10 +36,15 @@ class UserState:
     def has_profile(self) -> bool:
         return self.profile.events > 0 or bool(self.pending)
 
+    def is_empty(self) -> bool:
+        """Nothing worth keeping: no profile, nothing pending, no consent record, no erasure tombstone."""
+        return (not self.has_profile() and self.granted_at is None and self.revoked_at is None
+                and self.erased_at is None)
+
     def to_dict(self) -> dict:
         """Plain data (dicts, lists, numbers, strings) for checkpoints; `from_dict` restores it exactly."""
         return {
-            "v": STATE_VERSION, "seen": dict(self.seen), "pending": [list(e) for e in self.pending],
+            "v": STATE_VERSION, "pending": [list(e) for e in self.pending],
             "watermark": self.watermark, "session": self.session.to_list() if self.session else None,
             "session_open": self.session_open, "recency_ms": self.recency_ms, "windows": self.windows.to_list(),
             "profile": self.profile.to_list(), "shift": self.shift.to_list(), "granted_at": self.granted_at,
@@ -51,8 +56,8 @@ class UserState:
         if d.get("v") != STATE_VERSION:
             raise ValueError(f"user state version {d.get('v')!r} is not {STATE_VERSION}: migrate it first")
         s = cls.__new__(cls)
-        s.seen = dict(d["seen"])
         s.pending = [Ev(*e) for e in d["pending"]]
+        s.pending_ids = {e.event_id for e in s.pending}
         s.watermark = d["watermark"]
         s.session = Session.from_list(d["session"]) if d["session"] else None
         s.session_open = d["session_open"]

@@ -141,18 +141,59 @@ def test_state_round_trips_mid_stream_and_restored_runs_match(clean):
     assert a.to_dict() == b.to_dict() and outs_a == outs_b
 
 
-def test_state_per_user_is_bounded_whatever_the_volume():
+@pytest.mark.parametrize("categories", [40, 50_000])
+def test_state_per_user_is_bounded_whatever_the_volume(categories):
     core = Core(CFG)
     s = None
     rng = random.Random(0)
     sizes = []
-    for i in range(30_000):  # one very busy user: an event every 2 s for ~17 h, 40 categories
+    for i in range(30_000):  # one very busy user: an event every 2 s for ~17 h, over `categories` categories
         t = 1_000_000 + i * 2000
-        s, _ = core.accept(s, "k", ev(t, f"e{i}", code=rng.randrange(8), cat=f"c{rng.randrange(40)}"), t - LATENESS)
+        s, _ = core.accept(s, "k", ev(t, f"e{i}", code=rng.randrange(8), cat=f"c{rng.randrange(categories)}"),
+                           t - LATENESS)
         s, _ = core.advance(s, "k", t - LATENESS)
         if i % 5000 == 4999:
             sizes.append(len(json.dumps(s.to_dict())))
-    assert len(s.seen) <= CFG.event_time.dedup_max_ids
+    cap = CFG.profile.max_categories
+    assert len(s.pending) <= LATENESS // 2000 + 1 and len(s.pending_ids) == len(s.pending)
     assert len(s.windows.buf) <= 2 * CFG.windows.max_events + 64
+    assert len(s.profile.aff) <= cap and len(s.session.cats) <= cap
+    assert len(s.shift.s) <= cap and len(s.shift.l) <= cap
     assert max(sizes) < 120_000
     assert sizes[-1] < sizes[1] * 1.2  # no growth once the caps are reached
+
+
+def test_pending_events_are_capped_and_the_overflow_counted():
+    core = Core(CFG.replace(**{"event_time.max_pending": 100}))
+    s = None
+    refused = 0
+    for i in range(150):  # a flood inside the lateness window: nothing can be applied yet
+        s, outs = core.accept(s, "k", ev(10_000_000 + i, f"e{i}"), 0)
+        refused += sum(1 for o in outs if getattr(o, "reason", None) == "pending_full")
+    assert len(s.pending) == 100 and refused == 50
+
+
+def test_erasure_tombstone_expires_even_when_the_user_keeps_coming():
+    """A user erased and then active again, or with a consent record, must not leave a timer that never clears."""
+    core = Core(CFG)
+    s, _ = core.accept(None, "k", ev(1_000_000, "a"), 0)
+    s, _ = core.advance(s, "k", 1_000_000)
+    s, _ = core.privacy(s, "k", "consent_granted", 1_000_500)
+    s, _ = core.privacy(s, "k", "erasure", 1_001_000)
+    s, outs = core.accept(s, "k", ev(1_000_900, "before"), 0)
+    assert outs[0].reason == "erased"
+    s, _ = core.accept(s, "k", ev(1_002_000, "after"), 0)
+    assert core.next_timer(s) == 1_001_001
+    s, _ = core.advance(s, "k", 1_003_000)
+    assert s.erased_at is None and s.profile.events == 1 and s.granted_at == 1_000_500
+    nt = core.next_timer(s)
+    assert nt is None or nt > 1_003_000  # never a timer in the past: that was an endless loop
+
+
+def test_a_refused_event_leaves_no_state_behind():
+    from jobs.testing import run_reference
+
+    sim = simulate(SimConfig(users=30, events=1500, seed=2, privacy_rate=0, too_late=0, duplicates=0, malformed=0))
+    job, sink, _ = run_reference(sim.events, CFG.replace(**{"privacy.consent_mode": "opt_in"}))
+    assert job.states == {} and sink.decisions == {} and job.stats["blocked_no_consent"] == len(sim.events)
+    assert job.pseudonymise.cached_raw_ids() == set()
