@@ -19,9 +19,13 @@ from runners.local import LocalRedis
 
 
 def _decision(i: int) -> dict:
+    from transforms.config import load_config
+    from transforms.features import feature_names
+
+    names = feature_names(load_config())
     return {"user_key": f"{i:032x}", "segment": "general", "ml_segment": None,
             "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.1, "at": None},
-            "top_categories": ["books", "home", "toys"], "features": {f"f{j}": j * 1.5 for j in range(56)},
+            "top_categories": ["books", "home", "toys"], "features": {n: j * 1.5 for j, n in enumerate(names)},
             "scores": {}, "chosen_content": None, "experiment_arm": None, "model_version": None,
             "event_time": 1, "updated_at": 2}
 
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
         busy = _lookups(r.url, a.users, a.lookups)
         stop.set()
         w.join()
-    print(f"HGETALL of a decision hash (56 features), {a.lookups:,} lookups, redis-py over loopback")
+    print(f"HGETALL of a decision hash (the job's 51 features), {a.lookups:,} lookups, redis-py over loopback")
     print("| condition | p50 (us) | p99 (us) |")
     print("|---|---|---|")
     print(f"| idle | {pct(idle, .5):.0f} | {pct(idle, .99):.0f} |")
