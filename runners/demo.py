@@ -45,7 +45,7 @@ def main(args) -> int:
             print(f"demo: models trained in {time.perf_counter() - t1:.1f}s -> {models}")
         rc = run.main(Namespace(runner="reference", input=paths["events"], privacy=paths["privacy"], config=None,
                                 redis_url=url, kafka_bootstrap=None, topic=None, privacy_topic=None, idle_exit=None,
-                                out_dir=work, quiet=False, models=str(models), beam_runner="FnApiRunner", beam_arg=[]))
+                                out_dir=work, quiet=False, models=str(models), beam_runner="FnApiRunner", beam_arg=[], flink_mode=None))
         if rc:
             return rc
         settings = run.settings(Namespace(config=None, redis_url=url))
