@@ -169,19 +169,10 @@ class WriteDecisions(beam.DoFn):
         self.cfg, self.models_dir = cfg, models_dir
 
     def setup(self):
-        from jobs.redis_sink import RedisSink
-        from transforms.decisions import Renderer
-        from transforms.features import feature_names
+        from jobs.writer import DecisionWriter
 
-        r = self.cfg.redis
-        self.sink = RedisSink(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix)
-        self.renderer = Renderer(self.cfg)
-        self.scorer = None
-        if self.models_dir:
-            from models.scorer import Scorer
-
-            self.scorer = Scorer(self.models_dir, feature_names(self.cfg), self.cfg.models.reload_interval,
-                                 self.cfg.models.intra_op_threads)
+        self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
+        self.sink = self.writer.sink
         self.written = Metrics.counter("shiftstream", "decisions_written")
 
     def start_bundle(self):
@@ -200,13 +191,7 @@ class WriteDecisions(beam.DoFn):
             return
         rows = list(self.rows.values())
         self.rows = {}
-        extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
-        self.sink.write(self.renderer.render(rows, int(time.time() * 1000), **extra))
-        if shadow is not None:
-            sc = shadow["scores"]
-            self.sink.write_shadow([(r.key, shadow["model_version"], {m: float(v[i]) for m, v in sc.items()})
-                                    for i, r in enumerate(rows)])
-        self.written.inc(len(rows))
+        self.written.inc(self.writer.write(rows))
 
     def finish_bundle(self):
         self._flush()

@@ -79,22 +79,13 @@ def _functions():
             self.cfg, self.models_dir, self.bounded = cfg, models_dir, bounded
 
         def open(self, ctx: RuntimeContext):
-            from jobs.redis_sink import RedisSink
+            from jobs.writer import DecisionWriter
             from transforms.core import Core
-            from transforms.decisions import Renderer
 
             self.state = ctx.get_state(ValueStateDescriptor("user_state", Types.PICKLED_BYTE_ARRAY()))
             self.core = Core(self.cfg)
-            self.renderer = Renderer(self.cfg)
-            r = self.cfg.redis
-            self.sink = RedisSink(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix)
-            self.scorer = None
-            if self.models_dir:
-                from models.scorer import Scorer
-                from transforms.features import feature_names
-
-                self.scorer = Scorer(self.models_dir, feature_names(self.cfg), self.cfg.models.reload_interval,
-                                     self.cfg.models.intra_op_threads)
+            self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
+            self.sink = self.writer.sink
             self.rows: dict = {}
             self.last_flush = time.monotonic()
             self.counts: dict[str, int] = {}
@@ -154,12 +145,7 @@ def _functions():
             if self.rows:
                 rows = list(self.rows.values())
                 self.rows = {}
-                extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
-                self.sink.write(self.renderer.render(rows, int(time.time() * 1000), **extra))
-                if shadow is not None:
-                    sc = shadow["scores"]
-                    self.sink.write_shadow([(r.key, shadow["model_version"],
-                                             {m: float(v[i]) for m, v in sc.items()}) for i, r in enumerate(rows)])
+                self.writer.write(rows)
             self.sink.flush()
             self.last_flush = time.monotonic()
 

@@ -11,11 +11,13 @@ from schemas.errors import DecodeError
 from transforms.config import Config
 from transforms.core import Core
 from transforms.deadletters import dead_letter
-from transforms.decisions import Renderer, snapshot
+from transforms.decisions import snapshot
 from transforms.events import check_record, from_record
 from transforms.outputs import Blocked, Changed, Duplicate, Erased, Late, SessionClosed, ShiftDetected
 from transforms.pseudonyms import Pseudonymiser
 from transforms.watermarks import Watermarks
+
+from .writer import DecisionWriter
 
 END_OF_TIME = 2**62
 
@@ -38,7 +40,7 @@ class ReferenceJob:
                  scorer=None, clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.core = Core(cfg)
-        self.renderer = Renderer(cfg)
+        self.writer = DecisionWriter(cfg, sink, scorer, clock)
         self.sink = sink
         self.pseudonymise = pseudonymise
         self.outputs = outputs or Outputs()
@@ -225,14 +227,7 @@ class ReferenceJob:
             states, cfg = self.states, self.cfg
             rows = [snapshot(states[k], k, cfg) for k in self.dirty if k in states]
             self.dirty.clear()
-            extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
-            decisions = self.renderer.render(rows, int(self.clock() * 1000), **extra)
-            self.sink.write(decisions)
-            if shadow is not None:
-                sc = shadow["scores"]
-                self.sink.write_shadow([(r.key, shadow["model_version"], {m: float(v[i]) for m, v in sc.items()})
-                                        for i, r in enumerate(rows)])
-            self.stats["decisions"] += len(decisions)
+            self.stats["decisions"] += self.writer.write(rows)
         self._last_flush = time.monotonic()
         if self.on_flush is not None:
             self.on_flush()

@@ -216,6 +216,16 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         consumer.close()
 
 
+def redis_reachable(cfg: Config) -> bool:
+    """Fail fast and clearly, before an engine starts its workers."""
+    try:
+        RedisSink(cfg.redis.url, cfg.redis.key_prefix).close()
+        return True
+    except OSError as exc:
+        print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
+        return False
+
+
 def run_beam(args, cfg: Config, key: bytes) -> int:
     """The Beam pipeline over files on a local runner; prints the same summary as the reference runner."""
     if args.kafka_bootstrap or args.privacy:
@@ -225,10 +235,7 @@ def run_beam(args, cfg: Config, key: bytes) -> int:
         return 2
     from jobs.beam_pipeline import run
 
-    try:  # fail fast and clearly, before Beam starts its workers
-        RedisSink(cfg.redis.url, cfg.redis.key_prefix).close()
-    except OSError as exc:
-        print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
+    if not redis_reachable(cfg):
         return 1
     d = models_dir(args, cfg)
     t0 = time.perf_counter()
@@ -250,10 +257,7 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         print("run: the Flink runner reads .frames files for now (the Kafka source is the next step; privacy "
               "requests run on the reference runner)", file=sys.stderr)
         return 2
-    try:
-        RedisSink(cfg.redis.url, cfg.redis.key_prefix).close()
-    except OSError as exc:
-        print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
+    if not redis_reachable(cfg):
         return 1
     from jobs.flink_job import run_file
 

@@ -1,0 +1,45 @@
+"""The one way every engine turns a micro-batch of decision rows into writes: score, render, write, shadow."""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from transforms.config import Config
+from transforms.decisions import Renderer, Row
+
+
+class DecisionWriter:
+    """Scores a batch with the live models (and the shadow set), renders decisions, writes both to the sink."""
+
+    def __init__(self, cfg: Config, sink, scorer=None, clock=time.time):
+        self.renderer = Renderer(cfg)
+        self.sink = sink
+        self.scorer = scorer
+        self.clock = clock
+
+    @classmethod
+    def for_config(cls, cfg: Config, models_dir: str | None = None) -> "DecisionWriter":
+        """A writer on a new Redis sink from the config, with the models directory's scorer if one is given."""
+        from jobs.redis_sink import RedisSink
+
+        r = cfg.redis
+        sink = RedisSink(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix)
+        scorer = None
+        if models_dir:
+            from models.scorer import Scorer
+            from transforms.features import feature_names
+
+            scorer = Scorer(models_dir, feature_names(cfg), cfg.models.reload_interval, cfg.models.intra_op_threads)
+        return cls(cfg, sink, scorer)
+
+    def write(self, rows: Sequence[Row]) -> int:
+        """Returns how many decisions were written."""
+        if not rows:
+            return 0
+        extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
+        self.sink.write(self.renderer.render(rows, int(self.clock() * 1000), **extra))
+        if shadow is not None:
+            sc = shadow["scores"]
+            self.sink.write_shadow([(r.key, shadow["model_version"], {m: float(v[i]) for m, v in sc.items()})
+                                    for i, r in enumerate(rows)])
+        return len(rows)
