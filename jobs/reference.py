@@ -44,7 +44,6 @@ class ReferenceJob:
         self.sink = sink
         self.pseudonymise = pseudonymise
         self.outputs = outputs or Outputs()
-        self.scorer = scorer
         self.clock = clock
         self.states: dict = {}
         self.timers: list[tuple[int, str]] = []

@@ -95,3 +95,16 @@ def redis_decisions(url: str, prefix: str = "ss:d:") -> dict[str, dict]:
         return out
     finally:
         client.close()
+
+
+def shuffled_in_blocks(messages: list, block: int = 8, seed: int = 0) -> list:
+    """Arrivals shuffled within consecutive blocks: out of order beyond what the simulator's delays give."""
+    import random
+
+    rng = random.Random(seed)
+    out = list(messages)
+    for i in range(0, len(out) - block, block):
+        chunk = out[i:i + block]
+        rng.shuffle(chunk)
+        out[i:i + block] = chunk
+    return out

@@ -1,7 +1,5 @@
 """The Beam pipeline: the same decisions as the reference runner, and streaming semantics under a TestStream."""
 import json
-import random
-
 import apache_beam as beam
 import pytest
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
@@ -11,10 +9,10 @@ from apache_beam.transforms.window import TimestampedValue
 
 from jobs import beam_pipeline
 from jobs.redis_sink import RedisSink
-from jobs.testing import redis_decisions, run_reference
+from jobs.testing import redis_decisions, run_reference, shuffled_in_blocks
 from runners.simulate import write_outputs
 from runners.simulator import SimConfig, simulate
-from schemas import MemoryRegistry, WireCodec, read_frames, write_frames
+from schemas import read_frames, write_frames
 from transforms.config import load_config
 from transforms.decisions import Row
 from transforms.events import Ev
@@ -40,11 +38,7 @@ def shuffled(tmp_path_factory):
     d = tmp_path_factory.mktemp("beam")
     paths = write_outputs(sim, d / "events.frames", 13)
     msgs = list(read_frames(paths["events"]))
-    rng = random.Random(2)
-    for i in range(0, len(msgs) - 8, 8):  # shuffle within small blocks of arrivals
-        block = msgs[i:i + 8]
-        rng.shuffle(block)
-        msgs[i:i + 8] = block
+    msgs = shuffled_in_blocks(msgs, 8, seed=2)
     write_frames(d / "shuffled.frames", msgs)
     return d / "shuffled.frames", msgs
 

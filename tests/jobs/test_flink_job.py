@@ -1,12 +1,10 @@
 """The PyFlink job on a real mini-cluster: the reference runner's decisions, key by key, in both execution modes."""
-import random
-
 import pytest
 import redis
 
 from jobs import flink_job
 from jobs.redis_sink import RedisSink
-from jobs.testing import redis_decisions, run_reference
+from jobs.testing import redis_decisions, run_reference, shuffled_in_blocks
 from runners.simulate import write_outputs
 from runners.simulator import SimConfig, simulate
 from schemas import read_frames, write_frames
@@ -23,11 +21,7 @@ def shuffled(tmp_path_factory):
                              duplicates=0.05, malformed=0.01, privacy_rate=0))
     d = tmp_path_factory.mktemp("flink")
     msgs = list(read_frames(write_outputs(sim, d / "events.frames", 29)["events"]))
-    rng = random.Random(3)
-    for i in range(0, len(msgs) - 8, 8):
-        block = msgs[i:i + 8]
-        rng.shuffle(block)
-        msgs[i:i + 8] = block
+    msgs = shuffled_in_blocks(msgs, 8, seed=3)
     write_frames(d / "shuffled.frames", msgs)
     return d / "shuffled.frames", msgs
 

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from jobs.testing import MemorySink, run_reference
+from jobs.testing import run_reference
 from models.dataset import build, temporal_split
 from models.manifest import Manifest, ModelError
 from models.scorer import ModelSet, Scorer

@@ -1,5 +1,4 @@
 import copy
-import io
 
 import fastavro
 import pytest

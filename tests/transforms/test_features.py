@@ -7,7 +7,6 @@ from hypothesis import given, settings, strategies as st
 from transforms.config import load_config
 from transforms.features import feature_names, feature_row, top_categories
 from transforms.profile import Profile
-from transforms.state import UserState
 from transforms.windows import Windows, window_label
 
 CFG = load_config()
