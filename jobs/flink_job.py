@@ -1,65 +1,96 @@
-"""The core as a PyFlink 2.3 DataStream job on a local mini-cluster (bounded file runs for now).
+"""The core as a PyFlink 2.3 DataStream job: from a .frames file or Kafka, checkpointed, decisions to Redis (and Kafka).
 
-    wire messages -> Decode (ordered, parallelism 1: dead letters to a side output; pseudonymise; stamp the
-    source watermark at arrival, as the reference runner computes it) -> event-time timestamps and bounded
-    out-of-orderness watermarks -> key by user -> RunCore (KeyedProcessFunction: UserState in keyed state,
-    event-time timers call Core.advance, late events to a side output; decision rows scored and written to
-    Redis in micro-batches inside the operator, flushed on size, on the flush interval and at close)
+    source (KafkaSource of raw bytes | a .frames file) -> Decode (ordered, parallelism 1: bad bytes to the dead-letter
+    output, pseudonymise, stamp the source watermark at arrival as the reference runner computes it)
+    -> event-time timestamps, bounded out-of-orderness watermarks with idleness -> key by user
+    -> RunCore (KeyedProcessFunction, alone in its task): UserState in keyed state, event-time timers call
+       Core.advance, late events to their output; decision rows scored and written to Redis in micro-batches and
+       published as Avro (wire format) on the main output
+    -> Kafka topics for decisions, dead letters and late events (file runs collect the last two to JSON lines)
 
-No business logic here: the functions map Flink state, timers and outputs onto transforms.core. Model scoring
-lives in the keyed operator itself. In thread mode, importing onnxruntime in that operator hangs (it is the second
-Python operator of the job, after the decoder; the keyBy between them stops PyFlink fusing them, and importing
-onnxruntime in the first one as well did not help), so a run with models uses process mode: `mode_for`.
+No business logic here: the functions map Flink state, timers and outputs onto transforms.core.
+
+Two PyFlink facts shape this file (measured here; see the README's PyFlink section):
+- Thread mode runs every Python operator of a TaskManager in one interpreter, one pemja thread state per operator.
+  Two Python operators chained on one task thread give that thread two thread states, and onnxruntime's import
+  (pybind11, PyGILState) then deadlocks in the second one. RunCore, the only operator that loads models, is
+  therefore never chained (`disable_chaining`): it is the only Python operator on its thread.
+- No Python code runs when a checkpoint barrier passes (thread mode calls nothing; process mode finishes the bundle
+  but tells the function nothing). So a user whose decision is buffered also has a processing-time timer in keyed
+  state: the timer flushes the batch within `batching.flush_interval`, and after a restore the restored timers
+  re-render and write every decision a completed checkpoint covered but Redis may not have received.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 END_OF_TIME = 2**62
+MAX_WATERMARK = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class FramesInput:
+    """A bounded run over a .frames file (wire-format messages, in file order)."""
+    path: str
+
+
+@dataclass(frozen=True)
+class KafkaInput:
+    """Raw message values from a Kafka topic; bounded: stop at the end offsets seen at start."""
+    bootstrap: str
+    topic: str
+    group_id: str
+    bounded: bool = False
 
 
 def _functions():
     """The Flink functions, defined on first use so importing this module needs no PyFlink."""
-    from pyflink.common.watermark_strategy import TimestampAssigner
-    from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
     from pyflink.common import Types
+    from pyflink.common.watermark_strategy import TimestampAssigner
+    from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
     from pyflink.datastream.state import ValueStateDescriptor
 
-    dead_tag = OutputTag("dead-letters", Types.STRING())
-    late_tag = OutputTag("late-events", Types.STRING())
+    dead_tag = OutputTag("dead-letters", Types.PRIMITIVE_ARRAY(Types.BYTE()))
+    late_tag = OutputTag("late-events", Types.PRIMITIVE_ARRAY(Types.BYTE()))
 
     class EventTime(TimestampAssigner):
         def extract_timestamp(self, value, record_timestamp):
             return value[1][0][0]  # (key, (event tuple, arrival watermark)): the event time
 
     class Decode(ProcessFunction):
-        """Message index -> (user key, (event tuple, source watermark at arrival)); bad bytes -> dead-letter side
-        output. The messages are read from the frames file in open(); a number-sequence source drives them in order."""
+        """Message bytes (or a .frames index) -> (user key, (event tuple, source watermark at arrival)); bad bytes
+        -> the dead-letter output with the reason."""
 
-        def __init__(self, cfg, key: bytes, path: str):
-            self.cfg, self.key, self.path = cfg, key, path
+        def __init__(self, cfg, key: bytes, frames: str | None):
+            self.cfg, self.key, self.frames = cfg, key, frames
 
         def open(self, ctx: RuntimeContext):
-            from schemas import MemoryRegistry, WireCodec, read_frames
-
-            self.messages = list(read_frames(self.path))
+            from schemas import WireCodec, read_frames, registry_from_url
             from transforms.pseudonyms import Pseudonymiser
             from transforms.watermarks import Watermarks
 
-            self.wire = WireCodec(MemoryRegistry(), "interaction")
+            self.messages = list(read_frames(self.frames)) if self.frames else None
+            self.wire = WireCodec(registry_from_url(self.cfg.kafka.schema_registry_url), "interaction")
             self.pseudonymise = Pseudonymiser(self.key)
             self.watermarks = Watermarks(self.cfg.event_time.allowed_lateness, self.cfg.event_time.watermark_idleness)
+            self.source = "events" if self.frames else self.cfg.kafka.events_topic
+            self.seen = 0
 
         def process_element(self, value, ctx):
             from schemas.errors import DecodeError
             from transforms.deadletters import dead_letter
             from transforms.events import check_record, from_record
 
-            offset = value
-            raw = self.messages[offset]
+            if self.messages is not None:
+                offset, raw = value, self.messages[value]
+            else:  # Kafka: value-only records, so the position is this task's arrival count
+                offset, raw = self.seen, bytes(value)
+            self.seen += 1
             now_ms = int(time.time() * 1000)
             try:
                 rec = self.wire.decode(raw)
@@ -67,58 +98,82 @@ def _functions():
             except DecodeError as exc:
                 rec, problem = None, exc
             if problem is not None:
-                yield dead_tag, json.dumps(dead_letter(problem, raw, self.pseudonymise, "events", 0, offset, now_ms))
+                d = dead_letter(problem, raw, self.pseudonymise, self.source, 0, offset, now_ms)
+                yield dead_tag, json.dumps(d, separators=(",", ":")).encode()
                 return
             ev = from_record(rec)
             yield self.pseudonymise(rec["user_id"]), (tuple(ev), self.watermarks.observe(ev.ts))
 
     class RunCore(KeyedProcessFunction):
-        """Per user: UserState (as its dict form) in keyed state; an event-time timer calls Core.advance."""
+        """Per user: UserState in keyed state (live objects cached between events); event-time timers advance the
+        core; processing-time timers flush buffered decisions (and re-write them after a restore)."""
 
-        def __init__(self, cfg, models_dir: str | None, bounded: bool):
-            self.cfg, self.models_dir, self.bounded = cfg, models_dir, bounded
+        def __init__(self, cfg, models_dir: str | None, bounded: bool, publish: bool):
+            self.cfg, self.models_dir, self.bounded, self.publish = cfg, models_dir, bounded, publish
 
         def open(self, ctx: RuntimeContext):
             from jobs.writer import DecisionWriter
+            from schemas import WireCodec, registry_from_url
             from transforms.core import Core
 
             self.state = ctx.get_state(ValueStateDescriptor("user_state", Types.PICKLED_BYTE_ARRAY()))
             self.core = Core(self.cfg)
             self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
             self.sink = self.writer.sink
-            self.rows: dict = {}
-            self.last_flush = time.monotonic()
+            self.wire = WireCodec(registry_from_url(self.cfg.kafka.schema_registry_url), "decision") \
+                if self.publish else None
+            self.rows: dict = {}          # user key -> decision row waiting for its micro-batch
+            self.armed: set = set()       # users with a flush timer registered by this instance
+            self.cache: dict = {}         # user key -> live UserState (the keyed state holds the same)
+            self.cache_cap = self.cfg.engine.state_cache_users
+            self.interval = self.cfg.batching.flush_interval
+            self.batch = self.cfg.batching.micro_batch_size
             self.counts: dict[str, int] = {}
 
-        def _load(self):
+        def _load(self, key):
+            st = self.cache.get(key)
+            if st is not None:
+                return st
             from transforms.state import UserState
 
             d = self.state.value()
             return UserState.from_dict(d) if d is not None else None
 
-        def _store(self, st, ctx):
+        def _store(self, key, st, ctx):
             if st is None or st.is_empty():
                 self.state.clear()
+                self.cache.pop(key, None)
                 return
             self.state.update(st.to_dict())
+            if self.cache_cap:
+                cache = self.cache
+                if key not in cache and len(cache) >= self.cache_cap:
+                    del cache[next(iter(cache))]
+                cache[key] = st
             nt = self.core.next_timer(st)
             if nt is not None:
                 ctx.timer_service().register_event_time_timer(nt)
 
-        def _emit(self, key, st, outs):
+        def _emit(self, key, st, outs, ctx):
             from transforms.decisions import snapshot
             from transforms.outputs import Changed, Late
 
+            counts = self.counts
             for o in outs:
-                name = type(o).__name__
-                self.counts[name] = self.counts.get(name, 0) + 1
-                if type(o) is Changed:
+                t = type(o)
+                counts[t.__name__] = counts.get(t.__name__, 0) + 1
+                if t is Changed:
                     self.rows[key] = snapshot(st, key, self.cfg)
-                elif type(o) is Late:
-                    yield late_tag, json.dumps({"key": o.key, "event": o.event._asdict(), "watermark": o.watermark})
-            if len(self.rows) >= self.cfg.batching.micro_batch_size or \
-                    time.monotonic() - self.last_flush >= self.cfg.batching.flush_interval / 1000:
-                self.flush()
+                    if key not in self.armed:  # the timer is checkpointed with the state: see the module doc
+                        self.armed.add(key)
+                        now = ctx.timer_service().current_processing_time()
+                        ctx.timer_service().register_processing_time_timer(now - now % self.interval
+                                                                           + self.interval)
+                elif t is Late:
+                    yield late_tag, json.dumps({"key": o.key, "event": o.event._asdict(), "watermark": o.watermark},
+                                               separators=(",", ":")).encode()
+            if len(self.rows) >= self.batch:
+                yield from self._flush()
 
         def process_element(self, value, ctx):
             from transforms.events import Ev
@@ -126,31 +181,53 @@ def _functions():
 
             key = ctx.get_current_key()
             ev, arrival_wm = value[1]
-            st, outs = self.core.accept(self._load(), key, Ev(*ev), NO_WATERMARK if arrival_wm is None else arrival_wm)
-            self._store(st, ctx)
-            yield from self._emit(key, st, outs)
+            st, outs = self.core.accept(self._load(key), key, Ev(*ev), NO_WATERMARK if arrival_wm is None
+                                        else arrival_wm)
+            if not outs:  # accepted: the state changed
+                self._store(key, st, ctx)
+            elif st.is_empty():
+                self.cache.pop(key, None)
+            if outs:
+                yield from self._emit(key, st, outs, ctx)
 
         def on_timer(self, timestamp, ctx):
-            st = self._load()
+            key = ctx.get_current_key()
+            if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+                if key in self.armed:
+                    self.armed.discard(key)
+                elif key not in self.rows:  # a timer restored from a checkpoint: write what that state decides
+                    st = self._load(key)
+                    if st is not None and st.profile.events:
+                        from transforms.decisions import snapshot
+
+                        self.rows[key] = snapshot(st, key, self.cfg)
+                        self.counts["rewritten_after_restore"] = self.counts.get("rewritten_after_restore", 0) + 1
+                yield from self._flush()
+                return
+            st = self._load(key)
             if st is None:
                 return
-            key = ctx.get_current_key()
             wm = ctx.timer_service().current_watermark()
             # a bounded run's final watermark is Long.MAX: then everything is in, go to the end at once
-            st, outs = self.core.advance(st, key, END_OF_TIME if self.bounded and wm >= 2**63 - 1 else timestamp)
-            self._store(st, ctx)
-            yield from self._emit(key, st, outs)
+            st, outs = self.core.advance(st, key, END_OF_TIME if self.bounded and wm >= MAX_WATERMARK else timestamp)
+            self._store(key, st, ctx)
+            yield from self._emit(key, st, outs, ctx)
 
-        def flush(self):
+        def _flush(self):
             if self.rows:
                 rows = list(self.rows.values())
                 self.rows = {}
-                self.writer.write(rows)
-            self.sink.flush()
-            self.last_flush = time.monotonic()
+                decisions = self.writer.write_rendered(rows)
+                self.counts["decisions"] = self.counts.get("decisions", 0) + len(decisions)
+                if self.wire is not None:
+                    encode = self.wire.encode
+                    for d in decisions:
+                        yield encode(d)
+            self.sink.flush()  # every reply read: what is flushed is in Redis
 
         def close(self):
-            self.flush()
+            for _ in self._flush():  # end of input: the outputs are closed by now, Redis is what counts
+                pass
             self.sink.close()
             print("shiftstream-flink-counts " + json.dumps(self.counts), file=sys.stderr, flush=True)
 
@@ -160,8 +237,6 @@ def _functions():
 def prepare_process() -> str:
     """Before anything starts the Java gateway: the venv's bin on PATH (thread mode's embedded interpreter finds
     pemja there) and this project on PYTHONPATH (our functions are imported inside the Flink workers)."""
-    import os
-
     root = str(Path(__file__).resolve().parent.parent)
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -171,78 +246,195 @@ def prepare_process() -> str:
     return root
 
 
-def environment(cfg, mode: str = "thread", parallelism: int = 1):
-    """A local StreamExecutionEnvironment set up for our Python functions (mode: thread or process)."""
+def _uri(path: str) -> str:
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
+def flink_conf(cfg, mode: str = "thread", restore_from: str | None = None) -> dict[str, str]:
+    """The Flink settings this job needs, from our config: execution mode, checkpoints, restore point."""
+    e = cfg.engine
+    conf = {
+        "python.execution-mode": mode,
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "execution.checkpointing.interval": f"{e.checkpoint_interval} ms",
+        "execution.checkpointing.mode": e.checkpoint_mode.upper(),
+        "execution.checkpointing.dir": _uri(e.checkpoint_dir),
+        "execution.checkpointing.num-retained": str(e.checkpoints_retained),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.savepoint-dir": _uri(str(Path(e.checkpoint_dir).parent / "savepoints"))
+        if "://" not in e.checkpoint_dir else e.checkpoint_dir.rstrip("/") + "-savepoints",
+    }
+    if restore_from:
+        conf["execution.state-recovery.path"] = _uri(restore_from)
+    return conf
+
+
+def environment(cfg, mode: str = "thread", parallelism: int = 1, restore_from: str | None = None,
+                checkpoints: bool = True):
+    """A StreamExecutionEnvironment set up for our Python functions (mode: thread or process), with the jars."""
     root = prepare_process()
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
     conf = Configuration()
-    conf.set_string("python.execution-mode", mode)
-    conf.set_string("python.executable", sys.executable)
-    conf.set_string("python.client.executable", sys.executable)
+    for k, v in flink_conf(cfg, mode, restore_from).items():
+        if checkpoints or not k.startswith("execution.checkpointing."):
+            conf.set_string(k, v)
     conf.set_string("python.pythonpath", root)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism)
     return env
 
 
+def latest_checkpoint(checkpoint_dir: str) -> str | None:
+    """The newest completed checkpoint (a chk-N directory with its _metadata) under checkpoint_dir, or None."""
+    found = [p.parent for p in Path(checkpoint_dir).glob("*/chk-*/_metadata")]
+    return str(max(found, key=lambda p: (p.stat().st_mtime, int(p.name[4:])))) if found else None
+
+
+def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: bool = True):
+    """Wire the job onto env. Returns (decisions, dead letters, late events) as byte streams."""
+    from pyflink.common import Duration, Types, WatermarkStrategy
+
+    Decode, RunCore, EventTime, dead_tag, late_tag = _functions()
+    bounded = isinstance(source, FramesInput) or source.bounded
+    if isinstance(source, FramesInput):
+        from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+        from schemas import read_frames
+
+        n = sum(1 for _ in read_frames(source.path))
+        raw = env.from_source(NumberSequenceSource(0, n - 1), WatermarkStrategy.no_watermarks(), "frames")
+        decode = Decode(cfg, key, str(Path(source.path).resolve()))
+    else:
+        raw = env.from_source(kafka_source(source), WatermarkStrategy.no_watermarks(), "kafka: " + source.topic)
+        decode = Decode(cfg, key, None)
+    raw = raw.set_parallelism(1).uid("source")
+    decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.event_time.allowed_lateness)) \
+        .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
+    timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
+    core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \
+        .process(RunCore(cfg, models_dir, bounded, publish), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
+        .uid("core").name("core").disable_chaining()
+    return core, decoded.get_side_output(dead_tag), core.get_side_output(late_tag)
+
+
+def kafka_source(src: KafkaInput):
+    from pyflink.common.serialization import ByteArraySchema
+    from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+
+    b = KafkaSource.builder().set_bootstrap_servers(src.bootstrap).set_topics(src.topic) \
+        .set_group_id(src.group_id) \
+        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)) \
+        .set_value_only_deserializer(ByteArraySchema()) \
+        .set_property("commit.offsets.on.checkpoint", "true") \
+        .set_property("partition.discovery.interval.ms", "60000")
+    if src.bounded:
+        b = b.set_bounded(KafkaOffsetsInitializer.latest())
+    return b.build()
+
+
+def kafka_sink(bootstrap: str, topic: str):
+    """At-least-once byte sink: decisions are upserts and dead letters carry their source offsets."""
+    from pyflink.common.serialization import ByteArraySchema
+    from pyflink.datastream.connectors.base import DeliveryGuarantee
+    from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+
+    return KafkaSink.builder().set_bootstrap_servers(bootstrap) \
+        .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
+                               .set_value_serialization_schema(ByteArraySchema()).build()) \
+        .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE).build()
+
+
+def add_jars(env) -> None:
+    """The Kafka connector and client jars, hash-checked (`make setup` fetches them)."""
+    from runners.jars import check
+
+    root = Path(__file__).resolve().parent.parent
+    env.add_jars(*(p.as_uri() for p in check(root / ".jars")))
+
+
 def mode_for(requested: str, models_dir: str | None) -> tuple[str, str | None]:
-    """The execution mode to use and, when it differs from the one asked for, why."""
-    if requested == "thread" and models_dir:
-        return "process", ("thread mode hangs importing onnxruntime in the keyed operator (see jobs/flink_job.py); "
-                           "running in process mode")
+    """The execution mode to use and, when it differs from the one asked for, why (kept for callers; thread
+    mode now runs with models too)."""
     return requested, None
 
 
 def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = None, mode: str = "thread",
              parallelism: int = 1) -> dict:
     """A bounded run over a .frames file on the mini-cluster; dead letters and late events to JSON lines."""
-    mode, why = mode_for(mode, models_dir)
-    if why:
-        print(f"shiftstream: {why}", file=sys.stderr)
-    prepare_process()
-    from pyflink.common import Duration, Types, WatermarkStrategy
-
-    from schemas import read_frames
-
-    Decode, RunCore, EventTime, dead_tag, late_tag = _functions()
-    env = environment(cfg, mode, parallelism)
-    n = sum(1 for _ in read_frames(path))
-    from pyflink.datastream.connectors.number_seq import NumberSequenceSource
-
-    src = env.from_source(NumberSequenceSource(0, n - 1), WatermarkStrategy.no_watermarks(), "messages") \
-        .set_parallelism(1)
-    decoded = src.process(Decode(cfg, key, str(Path(path).resolve())), output_type=Types.PICKLED_BYTE_ARRAY()) \
-        .set_parallelism(1)
-    timed = decoded.assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.event_time.allowed_lateness))
-        .with_timestamp_assigner(EventTime()))
-    core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \
-        .process(RunCore(cfg, models_dir, bounded=True), output_type=Types.PICKLED_BYTE_ARRAY())
+    env = environment(cfg, mode, parallelism, checkpoints=False)
+    _, dead, late = build(env, cfg, key, FramesInput(path), models_dir, publish=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    dead_list, late_list = [], []
-    for tag, line in _collect(decoded.get_side_output(dead_tag), core.get_side_output(late_tag)):
-        (dead_list if tag == "dead" else late_list).append(line)
-    (out / "dead-letters.jsonl").write_text("".join(x + "\n" for x in dead_list))
-    (out / "late-events.jsonl").write_text("".join(x + "\n" for x in late_list))
-    results["dead_letters"] = len(dead_list)
-    results["late"] = len(late_list)
-    results["messages"] = n
-    results["mode"] = mode
-    return results
+    lines: dict[str, list[str]] = {"dead": [], "late": []}
+    for tag, line in _collect(dead, late):
+        lines[tag].append(line)
+    (out / "dead-letters.jsonl").write_text("".join(x + "\n" for x in lines["dead"]))
+    (out / "late-events.jsonl").write_text("".join(x + "\n" for x in lines["late"]))
+    from schemas import read_frames
+
+    return {"dead_letters": len(lines["dead"]), "late": len(lines["late"]),
+            "messages": sum(1 for _ in read_frames(path)), "mode": mode}
 
 
 def _collect(dead, late):
-    """Both side outputs through one job: tagged and unioned, then collected. Each map starts a new chain, so no
-    Python operator follows the one that imports onnxruntime in its chain (the thread-mode hang)."""
+    """Both side outputs through one job: tagged, unioned and collected."""
     from pyflink.common import Types
 
     t = Types.TUPLE([Types.STRING(), Types.STRING()])
-    a = dead.map(lambda x: ("dead", x), output_type=t).start_new_chain()
-    b = late.map(lambda x: ("late", x), output_type=t).start_new_chain()
+    a = dead.map(lambda x: ("dead", bytes(x).decode()), output_type=t)
+    b = late.map(lambda x: ("late", bytes(x).decode()), output_type=t)
     with a.union(b).execute_and_collect() as results:
         for r in results:
             yield r[0], r[1]
+
+
+def job(cfg, key: bytes, source: KafkaInput, models_dir: str | None = None, mode: str = "thread",
+        parallelism: int = 1, restore_from: str | None = None, env=None):
+    """The deployed form: Kafka in, Redis and the decisions / dead-letter / late topics out, checkpointed.
+    Returns the environment, ready for `execute` (or `execute_async`)."""
+    env = env or environment(cfg, mode, parallelism, restore_from)
+    add_jars(env)
+    decisions, dead, late = build(env, cfg, key, source, models_dir, publish=True)
+    k = cfg.kafka
+    decisions.sink_to(kafka_sink(source.bootstrap, k.decisions_topic)).uid("decisions-out").name("decisions")
+    dead.sink_to(kafka_sink(source.bootstrap, k.dead_letter_topic)).uid("dead-letters-out").name("dead letters")
+    late.sink_to(kafka_sink(source.bootstrap, k.late_topic)).uid("late-out").name("late events")
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `flink run -py jobs/flink_job.py -- ...` on a Flink cluster (what `shiftstream deploy`
+    submits): the cluster's configuration supplies mode, checkpoints and the restore point."""
+    import argparse
+
+    from transforms.config import load_config
+    from transforms.pseudonyms import key_from_settings
+
+    p = argparse.ArgumentParser(prog="flink_job")
+    p.add_argument("--config")
+    p.add_argument("--kafka-bootstrap")
+    p.add_argument("--topic")
+    p.add_argument("--redis-url")
+    p.add_argument("--models")
+    p.add_argument("--name", default="shiftstream")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config)
+    if args.redis_url:
+        cfg = cfg.replace(**{"redis.url": args.redis_url})
+    key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    src = KafkaInput(args.kafka_bootstrap or cfg.kafka.bootstrap, args.topic or cfg.kafka.events_topic,
+                     cfg.kafka.group_id)
+    job(cfg, key, src, args.models, env=env)
+    env.execute(args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

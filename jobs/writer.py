@@ -34,12 +34,17 @@ class DecisionWriter:
 
     def write(self, rows: Sequence[Row]) -> int:
         """Returns how many decisions were written."""
+        return len(self.write_rendered(rows))
+
+    def write_rendered(self, rows: Sequence[Row]) -> list[dict]:
+        """Like `write`, returning the decision records written (for engines that also publish them)."""
         if not rows:
-            return 0
+            return []
         extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
-        self.sink.write(self.renderer.render(rows, int(self.clock() * 1000), **extra))
+        decisions = self.renderer.render(rows, int(self.clock() * 1000), **extra)
+        self.sink.write(decisions)
         if shadow is not None:
             sc = shadow["scores"]
             self.sink.write_shadow([(r.key, shadow["model_version"], {m: float(v[i]) for m, v in sc.items()})
                                     for i, r in enumerate(rows)])
-        return len(rows)
+        return decisions

@@ -44,7 +44,8 @@ def test_thread_mode_gives_the_reference_runners_redis_contents(shuffled, redis_
     assert len((tmp_path / "late-events.jsonl").read_text().splitlines()) == r["late"]
 
 
-def test_with_models_the_job_runs_in_process_mode_and_scores_like_the_reference(shuffled, redis_url, tmp_path):
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_with_models_the_job_scores_like_the_reference(shuffled, redis_url, tmp_path, mode):
     from models.scorer import Scorer
     from models.train import train_all
     from transforms.features import feature_names
@@ -54,8 +55,8 @@ def test_with_models_the_job_runs_in_process_mode_and_scores_like_the_reference(
               n_estimators=8, epochs=1, log=lambda m: None)
     path, msgs = shuffled
     cfg = CFG.replace(**{"redis.url": redis_url})
-    r = flink_job.run_file(cfg, str(path), DEV_KEY, str(tmp_path), str(tmp_path / "models"), mode="thread")
-    assert r["mode"] == "process"  # thread mode would hang importing onnxruntime in the keyed operator
+    r = flink_job.run_file(cfg, str(path), DEV_KEY, str(tmp_path), str(tmp_path / "models"), mode=mode)
+    assert r["mode"] == mode  # thread mode: the keyed operator is alone on its thread, so onnxruntime loads
     from_flink = redis_decisions(redis_url)
     _, from_reference = _reference(msgs, cfg, Scorer(tmp_path / "models", feature_names(CFG), log=lambda m: None))
     assert from_flink == from_reference
