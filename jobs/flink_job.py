@@ -66,8 +66,8 @@ def _functions():
         """Message bytes (or a .frames index) -> (user key, (event tuple, source watermark at arrival)); bad bytes
         -> the dead-letter output with the reason."""
 
-        def __init__(self, cfg, key: bytes, frames: str | None):
-            self.cfg, self.key, self.frames = cfg, key, frames
+        def __init__(self, cfg, key: bytes, frames: str | None, source: str):
+            self.cfg, self.key, self.frames, self.source = cfg, key, frames, source
 
         def open(self, ctx: RuntimeContext):
             from schemas import WireCodec, read_frames, registry_from_url
@@ -78,7 +78,6 @@ def _functions():
             self.wire = WireCodec(registry_from_url(self.cfg.kafka.schema_registry_url), "interaction")
             self.pseudonymise = Pseudonymiser(self.key)
             self.watermarks = Watermarks(self.cfg.event_time.allowed_lateness, self.cfg.event_time.watermark_idleness)
-            self.source = "events" if self.frames else self.cfg.kafka.events_topic
             self.seen = 0
 
         def process_element(self, value, ctx):
@@ -108,8 +107,8 @@ def _functions():
         """Per user: UserState in keyed state (live objects cached between events); event-time timers advance the
         core; processing-time timers flush buffered decisions (and re-write them after a restore)."""
 
-        def __init__(self, cfg, models_dir: str | None, bounded: bool, publish: bool):
-            self.cfg, self.models_dir, self.bounded, self.publish = cfg, models_dir, bounded, publish
+        def __init__(self, cfg, models_dir: str | None, publish: bool):
+            self.cfg, self.models_dir, self.publish = cfg, models_dir, publish
 
         def open(self, ctx: RuntimeContext):
             from jobs.writer import DecisionWriter
@@ -208,10 +207,12 @@ def _functions():
             if st is None:
                 return
             wm = ctx.timer_service().current_watermark()
-            # a bounded run's final watermark is Long.MAX: then everything is in, go to the end at once
-            st, outs = self.core.advance(st, key, END_OF_TIME if self.bounded and wm >= MAX_WATERMARK else timestamp)
+            final = wm >= MAX_WATERMARK  # the end of event time: a bounded input ended, or a stop with drain
+            st, outs = self.core.advance(st, key, END_OF_TIME if final else timestamp)
             self._store(key, st, ctx)
             yield from self._emit(key, st, outs, ctx)
+            if final and self.rows:  # no processing-time timer fires after the end of input: publish now
+                yield from self._flush()
 
         def _flush(self):
             if self.rows:
@@ -298,7 +299,6 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
     from pyflink.common import Duration, Types, WatermarkStrategy
 
     Decode, RunCore, EventTime, dead_tag, late_tag = _functions()
-    bounded = isinstance(source, FramesInput) or source.bounded
     if isinstance(source, FramesInput):
         from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
@@ -306,28 +306,34 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
 
         n = sum(1 for _ in read_frames(source.path))
         raw = env.from_source(NumberSequenceSource(0, n - 1), WatermarkStrategy.no_watermarks(), "frames")
-        decode = Decode(cfg, key, str(Path(source.path).resolve()))
+        decode = Decode(cfg, key, str(Path(source.path).resolve()), "events")
     else:
         raw = env.from_source(kafka_source(source), WatermarkStrategy.no_watermarks(), "kafka: " + source.topic)
-        decode = Decode(cfg, key, None)
+        decode = Decode(cfg, key, None, source.topic)
     raw = raw.set_parallelism(1).uid("source")
     decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.event_time.allowed_lateness)) \
         .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
     timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
     core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \
-        .process(RunCore(cfg, models_dir, bounded, publish), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
+        .process(RunCore(cfg, models_dir, publish), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
         .uid("core").name("core").disable_chaining()
     return core, decoded.get_side_output(dead_tag), core.get_side_output(late_tag)
 
 
 def kafka_source(src: KafkaInput):
     from pyflink.common.serialization import ByteArraySchema
-    from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
+    from pyflink.java_gateway import get_gateway
 
+    # committed offsets, else the earliest. PyFlink's own helper names the official connector's shaded Kafka
+    # classes; the connector jar we load (jobs/flink_jars.json) uses the plain kafka-clients ones.
+    jvm = get_gateway().jvm
+    start = KafkaOffsetsInitializer(jvm.org.apache.flink.connector.kafka.source.enumerator.initializer
+                                    .OffsetsInitializer.committedOffsets(
+                                        jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST))
     b = KafkaSource.builder().set_bootstrap_servers(src.bootstrap).set_topics(src.topic) \
-        .set_group_id(src.group_id) \
-        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)) \
+        .set_group_id(src.group_id).set_starting_offsets(start) \
         .set_value_only_deserializer(ByteArraySchema()) \
         .set_property("commit.offsets.on.checkpoint", "true") \
         .set_property("partition.discovery.interval.ms", "60000")
@@ -354,6 +360,17 @@ def add_jars(env) -> None:
 
     root = Path(__file__).resolve().parent.parent
     env.add_jars(*(p.as_uri() for p in check(root / ".jars")))
+
+
+def stop_with_savepoint(client, drain: bool = False, directory: str | None = None, timeout_s: float = 120) -> str:
+    """Stop a running job with a savepoint; drain: first move the watermark to the end of time. Returns the
+    savepoint's path. (PyFlink 2.3's JobClient.stop_with_savepoint calls a Java signature that no longer exists.)"""
+    from pyflink.java_gateway import get_gateway
+
+    fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    return client._j_job_client.stopWithSavepoint(drain, directory, fmt).get(int(timeout_s * 1000),
+                                                                             get_gateway().jvm.java.util.concurrent
+                                                                             .TimeUnit.MILLISECONDS)
 
 
 def mode_for(requested: str, models_dir: str | None) -> tuple[str, str | None]:

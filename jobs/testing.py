@@ -1,6 +1,7 @@
 """A testing kit: an in-memory decision sink and a one-call reference run, so tests read like the pipeline."""
 from __future__ import annotations
 
+import time
 from typing import Iterable
 
 from transforms.config import Config, load_config
@@ -108,3 +109,41 @@ def shuffled_in_blocks(messages: list, block: int = 8, seed: int = 0) -> list:
         rng.shuffle(chunk)
         out[i:i + block] = chunk
     return out
+
+
+def kafka_messages(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[bytes]:
+    """Every message value of a topic, from the beginning to the end offsets seen now (partition by partition)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"shiftstream-kit-{topic}", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return []
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions}
+        c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
+        out: list[bytes] = []
+        got = {p: 0 for p in ends}
+        deadline = time.monotonic() + timeout_s
+        while any(got[p] < ends[p] for p in ends) and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.5):
+                if m.error() is None:
+                    out.append(m.value())
+                    got[m.partition()] = m.offset() + 1
+        return out
+    finally:
+        c.close()
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    """Create a topic (nothing if it exists)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the future resolves
+    fut = admin.create_topics([NewTopic(topic, partitions, 1)])[topic]
+    try:
+        fut.result(10)
+    except Exception as exc:  # KafkaException(TOPIC_ALREADY_EXISTS) is fine
+        if "exist" not in str(exc).lower():
+            raise

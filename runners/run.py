@@ -19,7 +19,7 @@ from transforms.pseudonyms import Pseudonymiser, key_from_settings
 def add_arguments(p) -> None:
     p.add_argument("--runner", choices=["reference", "beam", "flink"], default="reference",
                    help="reference: the pure-Python engine; beam: the Apache Beam pipeline (files only); "
-                        "flink: a PyFlink job on a local mini-cluster (.frames files only, for now)")
+                        "flink: the PyFlink job on a local mini-cluster (a .frames file, or Kafka)")
     p.add_argument("--flink-mode", choices=["thread", "process"], default=None,
                    help="PyFlink python.execution-mode (default: engine.execution_mode)")
     p.add_argument("--beam-runner", default="FnApiRunner", choices=["FnApiRunner", "BundleBasedDirectRunner"],
@@ -33,6 +33,11 @@ def add_arguments(p) -> None:
     p.add_argument("--kafka-bootstrap", help="read events (and privacy requests) from Kafka instead of a file")
     p.add_argument("--topic", help="events topic (default: kafka.events_topic)")
     p.add_argument("--privacy-topic", help="privacy topic (default: kafka.privacy_topic)")
+    p.add_argument("--bounded", action="store_true",
+                   help="flink + Kafka: read up to the end offsets seen at start, then finish")
+    p.add_argument("--from-checkpoint", metavar="PATH|latest",
+                   help="flink + Kafka: resume from a checkpoint or savepoint (latest: the newest under "
+                        "engine.checkpoint_dir)")
     p.add_argument("--idle-exit", type=float, default=None,
                    help="Kafka: stop after this many seconds without a message (default: run until stopped)")
     p.add_argument("--out-dir", type=Path, default=Path(".shiftstream-out"),
@@ -251,26 +256,111 @@ def run_beam(args, cfg: Config, key: bytes) -> int:
     return 0
 
 
+def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Messages in each topic (the sum of its partitions' end offsets; 0 for a topic that does not exist)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "shiftstream-inspect", "enable.auto.commit": False})
+    try:
+        md = c.list_topics(timeout=10)
+        out = {}
+        for t in topics:
+            parts = md.topics.get(t)
+            if parts is None or parts.error is not None:
+                out[t] = 0
+                continue
+            out[t] = sum(c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for p in parts.partitions)
+        return out
+    finally:
+        c.close()
+
+
+def wait_committed(bootstrap: str, group: str, topic: str, end: int, client, poll_s: float = 0.5) -> None:
+    """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        while True:
+            got = sum(max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10))
+            if got >= end:
+                return
+            if client.get_job_status().result().is_globally_terminal_state():
+                raise RuntimeError(f"the job ended before reaching offset {end} of {topic}")
+            time.sleep(poll_s)
+    finally:
+        c.close()
+
+
 def run_flink(args, cfg: Config, key: bytes) -> int:
-    """The PyFlink job over a .frames file on a local mini-cluster."""
-    if args.kafka_bootstrap or args.privacy or not args.input or args.input.suffix != ".frames":
-        print("run: the Flink runner reads .frames files for now (the Kafka source is the next step; privacy "
-              "requests run on the reference runner)", file=sys.stderr)
+    """The PyFlink job on a local mini-cluster: a .frames file (bounded), or Kafka (checkpointed; Ctrl-C stops it
+    with a savepoint to resume from)."""
+    if args.privacy or not (args.kafka_bootstrap or (args.input and args.input.suffix == ".frames")):
+        print("run: the Flink runner reads a .frames file or Kafka (--kafka-bootstrap); privacy requests run on "
+              "the reference runner", file=sys.stderr)
         return 2
     if not redis_reachable(cfg):
         return 1
-    from jobs.flink_job import run_file
+    from jobs import flink_job
 
     d = models_dir(args, cfg)
+    mode = args.flink_mode or cfg.engine.execution_mode
     t0 = time.perf_counter()
-    r = run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None,
-                 args.flink_mode or cfg.engine.execution_mode, cfg.engine.parallelism)
+    if not args.kafka_bootstrap:
+        r = flink_job.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
+                               cfg.engine.parallelism)
+        elapsed = time.perf_counter() - t0
+        print(f"shiftstream run (flink, {r['mode']} mode, mini-cluster): {r['messages']:,} messages in "
+              f"{elapsed:.1f}s (start-up included)")
+        print(f"  late {r['late']:,}  dead_letters {r['dead_letters']:,}")
+        print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters and late events in "
+              f"{args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
+        return 0
+    k = cfg.kafka
+    topic = args.topic or k.events_topic
+    restore = args.from_checkpoint
+    if restore == "latest":
+        restore = flink_job.latest_checkpoint(cfg.engine.checkpoint_dir)
+        if restore is None:
+            print(f"run: no completed checkpoint under {cfg.engine.checkpoint_dir}", file=sys.stderr)
+            return 1
+    outs = [k.decisions_topic, k.dead_letter_topic, k.late_topic]
+    before = topic_ends(args.kafka_bootstrap, [topic] + outs)
+    src = flink_job.KafkaInput(args.kafka_bootstrap, topic, k.group_id, bounded=args.bounded)
+    env = flink_job.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
+    print(f"shiftstream run (flink, {mode} mode, mini-cluster): reading {topic} at {args.kafka_bootstrap}"
+          + (f", restored from {restore}" if restore else "") + (", to the end offsets" if args.bounded else
+          "; Ctrl-C stops with a savepoint"), file=sys.stderr, flush=True)
+    client = env.execute_async("shiftstream")
+    savepoint = None
+
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops with a savepoint too
+    try:
+        if args.bounded and restore:
+            # a restored Kafka source keeps the unbounded splits it was checkpointed with, so "bounded" is done
+            # here: once the checkpointed offsets reach the end offsets seen at start, stop with a drain
+            # (the watermark goes to the end of time: sessions close, the last decisions are written)
+            wait_committed(args.kafka_bootstrap, k.group_id, topic, before[topic], client)
+            savepoint = flink_job.stop_with_savepoint(client, drain=True)
+        else:
+            client.get_job_execution_result().result()
+    except KeyboardInterrupt:
+        print("run: stopping with a savepoint ...", file=sys.stderr, flush=True)
+        savepoint = flink_job.stop_with_savepoint(client)
     elapsed = time.perf_counter() - t0
-    print(f"shiftstream run (flink, {r['mode']} mode, mini-cluster): {r['messages']:,} messages in {elapsed:.1f}s "
+    after = topic_ends(args.kafka_bootstrap, [topic] + outs)
+    grew = {t: after[t] - before[t] for t in outs}
+    print(f"shiftstream run (flink, {mode} mode, mini-cluster): {topic} at offset {after[topic]:,}, {elapsed:.1f}s "
           f"(start-up included)")
-    print(f"  late {r['late']:,}  dead_letters {r['dead_letters']:,}")
-    print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters and late events in "
-          f"{args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
+    print(f"  published: decisions {grew[k.decisions_topic]:,}  dead_letters {grew[k.dead_letter_topic]:,}  "
+          f"late {grew[k.late_topic]:,}")
+    print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; checkpoints in {cfg.engine.checkpoint_dir}"
+          + (f"; savepoint {savepoint} (resume: --from-checkpoint {savepoint})" if savepoint else "")
+          + (f"; models {d}" if d else ""))
     return 0
 
 

@@ -1,0 +1,119 @@
+"""The deployed form of the PyFlink job on a real Kafka-protocol broker and a real redis-server: decisions, dead
+letters and late events end to end, and recovery from a checkpoint after the job is killed mid-stream."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from jobs.testing import create_topic, kafka_messages, redis_decisions, run_reference
+from runners.simulate import produce
+from runners.simulator import SimConfig, simulate, wire_messages
+from schemas import MemoryRegistry, WireCodec
+
+pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path: Path, prefix: str, **engine) -> Path:
+    """A config file of our own: topics and consumer group named for the test, checkpoints in tmp_path."""
+    cfg = {"kafka": {"decisions_topic": f"{prefix}-decisions", "dead_letter_topic": f"{prefix}-dead",
+                     "late_topic": f"{prefix}-late", "group_id": f"{prefix}-group"},
+           "engine": {"checkpoint_dir": str(tmp_path / "checkpoints"), "checkpoint_interval": "1s", **engine}}
+    p = tmp_path / f"{prefix}.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _run(bootstrap, topic, redis_url, config, *extra, timeout=300, **popen):
+    cmd = [sys.executable, "-m", "runners.cli", "run", "--runner", "flink", "--kafka-bootstrap", bootstrap,
+           "--topic", topic, "--redis-url", redis_url, "--models", "none", "--config", str(config), *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, **popen)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def produced(kafka_broker):
+    """Simulated events with every imperfection (late, duplicate, malformed), produced once to a topic."""
+    sim = simulate(SimConfig(users=60, events=6000, seed=41, out_of_order=0.2, max_delay_s=90, too_late=0.01,
+                             duplicates=0.05, malformed=0.01, privacy_rate=0))
+    produce(sim, kafka_broker.bootstrap, "fk-events", "fk-privacy", rate=None, progress=False)
+    msgs = list(wire_messages(sim, WireCodec(MemoryRegistry(), "interaction")))
+    job, mem, cap = run_reference(msgs, messages=True)
+    return sim, mem.stable(), job.summary()
+
+
+def test_kafka_in_decisions_dead_letters_and_late_events_out(produced, kafka_broker, redis_url, tmp_path):
+    sim, reference, summary = produced
+    r = _run(kafka_broker.bootstrap, "fk-events", redis_url, _config(tmp_path, "e2e"), "--bounded")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert redis_decisions(redis_url) == reference  # the reference runner's Redis contents, key by key
+
+    decisions = kafka_messages(kafka_broker.bootstrap, "e2e-decisions")
+    wire = WireCodec(MemoryRegistry(), "decision")
+    last = {}
+    for m in decisions:
+        d = wire.decode(m)
+        d.pop("updated_at")
+        last[d["user_key"]] = d
+    assert {k: {f: v for f, v in d.items() if f != "user_key"} for k, d in last.items()} == \
+        {k: {f: v for f, v in d.items() if f != "user_key"} for k, d in reference.items()}
+
+    dead = [json.loads(m) for m in kafka_messages(kafka_broker.bootstrap, "e2e-dead")]
+    assert len(dead) == len(sim.malformed) == summary["dead_letters"] > 0
+    assert all(d["reason"] and d["source"] == "fk-events" for d in dead)
+    late = [json.loads(m) for m in kafka_messages(kafka_broker.bootstrap, "e2e-late")]
+    assert len(late) == summary["late"] > 0
+    assert all(x["event"]["ts"] <= x["watermark"] for x in late)
+    assert f"decisions {len(decisions):,}" in r.stdout and f"dead_letters {len(dead):,}" in r.stdout
+
+
+def test_killed_mid_stream_and_restored_from_a_checkpoint_gives_the_uninterrupted_result(
+        produced, kafka_broker, redis_url, tmp_path):
+    """Events arrive while the job runs; once checkpoints exist and decisions are in Redis, SIGKILL the whole job
+    (client and mini-cluster JVM: a crash, not a cancel) with the producer still going; then restart from the
+    latest checkpoint. Nothing lost, nothing counted twice: the final Redis equals the reference runner's."""
+    import threading
+
+    sim, reference, _ = produced
+    cfg = _config(tmp_path, "rec", checkpoint_interval="500ms")
+    create_topic(kafka_broker.bootstrap, "rec-events")  # a source with no partition yet takes no checkpoints
+    log = open(tmp_path / "first.log", "w")
+    p = _run(kafka_broker.bootstrap, "rec-events", redis_url, cfg, stdout=log, stderr=subprocess.STDOUT)
+    client = redis.Redis.from_url(redis_url)
+    sent = {}
+    producer = threading.Thread(target=lambda: sent.setdefault("n", produce(
+        sim, kafka_broker.bootstrap, "rec-events", "rec-privacy", rate=800, progress=False)))
+
+    def completed():
+        return {str(m.parent) for m in (tmp_path / "checkpoints").glob("*/chk-*/_metadata")}
+
+    try:
+        deadline = time.monotonic() + 240
+        while not completed():  # the job is up and checkpointing
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.2)
+        before = completed()
+        producer.start()
+        while len(completed() - before) < 2 or client.dbsize() == 0:
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.1)
+        assert producer.is_alive()  # mid-stream
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        log.close()
+    partial = client.dbsize()
+    client.close()
+    producer.join()
+    r = _run(kafka_broker.bootstrap, "rec-events", redis_url, cfg, "--bounded", "--from-checkpoint", "latest")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "restored from" in r.stderr
+    assert 0 < partial < len(reference) and redis_decisions(redis_url) == reference
