@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka-bootstrap")
     p.add_argument("--topic")
     p.add_argument("--redis-url")
-    p.add_argument("--models")
+    p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or none")
     p.add_argument("--name", default="shiftstream")
     args = p.parse_args(argv)
     cfg = load_config(args.config)
@@ -448,10 +448,13 @@ def main(argv: list[str] | None = None) -> int:
     env = StreamExecutionEnvironment.get_execution_environment()
     src = KafkaInput(args.kafka_bootstrap or cfg.kafka.bootstrap, args.topic or cfg.kafka.events_topic,
                      cfg.kafka.group_id)
-    job(cfg, key, src, args.models, env=env)
+    job(cfg, key, src, None if args.models in (None, "none") else args.models, env=env)
     env.execute(args.name)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `flink run -py jobs/flink_job.py`: run the importable module's main, not __main__'s
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from jobs.flink_job import main as _main
+
+    sys.exit(_main())

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_compare_arguments(c)
     c.set_defaults(func=train.compare_main)
 
+    from . import deploy
+
+    p = sub.add_parser("deploy", help="a standalone Flink cluster on loopback, and the job on it")
+    deploy.add_arguments(p)
+    p.set_defaults(func=deploy.main)
+
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     c = csub.add_parser("check", help="validate a configuration file")

@@ -275,20 +275,24 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
         c.close()
 
 
-def wait_committed(bootstrap: str, group: str, topic: str, end: int, client, poll_s: float = 0.5) -> None:
-    """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints)."""
+def wait_committed(bootstrap: str, group: str, topic: str, end: int, client=None, poll_s: float = 0.5,
+                   timeout_s: float | None = None) -> None:
+    """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints);
+    client: a JobClient whose job ending first is an error."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        while True:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while deadline is None or time.monotonic() < deadline:
             got = sum(max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10))
             if got >= end:
                 return
-            if client.get_job_status().result().is_globally_terminal_state():
+            if client is not None and client.get_job_status().result().is_globally_terminal_state():
                 raise RuntimeError(f"the job ended before reaching offset {end} of {topic}")
             time.sleep(poll_s)
+        raise TimeoutError(f"committed offsets of {group} on {topic} did not reach {end} within {timeout_s}s")
     finally:
         c.close()
 

@@ -1,0 +1,256 @@
+"""`shiftstream deploy`: a standalone Flink cluster from the PyFlink wheel's distribution, and the job on it.
+
+    shiftstream deploy start [--slots N]              JobManager + TaskManager as separate processes, on loopback
+    shiftstream deploy submit --kafka-bootstrap B --topic T [--from-savepoint PATH]   `flink run -d -py jobs/flink_job.py`
+    shiftstream deploy list                            the cluster's jobs (REST)
+    shiftstream deploy stop JOB_ID [--drain]          `flink stop --savepointPath ...`: prints the savepoint to resume from
+    shiftstream deploy shutdown                        stop the TaskManager and the JobManager
+
+The same `flink run -py jobs/flink_job.py -- ...` submits the job to any Flink 2.3 cluster whose Python has this
+project installed (README: "Submitting to your own cluster").
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from jobs.flink_job import flink_conf
+from runners.local import free_port
+from transforms.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB_SCRIPT = ROOT / "jobs" / "flink_job.py"
+
+
+def flink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+class ClusterError(RuntimeError):
+    """The cluster did not start, or a command against it failed (the message has the tail of its log)."""
+
+
+class Cluster:
+    """A standalone session cluster: its config dir, logs, pid files and checkpoints under `home`."""
+
+    def __init__(self, home: str | Path = ".shiftstream/cluster"):
+        self.home = Path(home).resolve()
+        self.conf_dir = self.home / "conf"
+        self.state_file = self.home / "cluster.json"
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def write_conf(self, cfg: Config, slots: int = 1, mode: str | None = None) -> dict:
+        """config.yaml for loopback-only processes, with the job's Python and checkpoint settings."""
+        home = flink_home()
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        for f in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties"):
+            shutil.copy(home / "conf" / f, self.conf_dir / f)
+        java_opts = re.search(r"^\s+all: (.*)$", (home / "conf" / "config.yaml").read_text(), re.M).group(1)
+        ports = {"rpc": free_port(), "rest": free_port()}
+        cfg = cfg.replace(**{"engine.checkpoint_dir": str(self.home / "checkpoints")})
+        conf = {
+            "env.java.opts.all": java_opts,
+            "env.log.dir": str(self.home / "log"),
+            "env.pid.dir": str(self.home / "pids"),
+            "io.tmp.dirs": str(self.home / "tmp"),
+            "jobmanager.bind-host": "127.0.0.1", "jobmanager.rpc.address": "127.0.0.1",
+            "jobmanager.rpc.port": ports["rpc"], "jobmanager.memory.process.size": "1024m",
+            "taskmanager.bind-host": "127.0.0.1", "taskmanager.host": "127.0.0.1",
+            "taskmanager.numberOfTaskSlots": slots, "taskmanager.memory.process.size": "1728m",
+            "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1", "rest.port": ports["rest"],
+            "parallelism.default": 1,
+            "python.pythonpath": str(ROOT),
+            **flink_conf(cfg, mode or cfg.engine.execution_mode),
+        }
+        for d in ("tmp", "log", "pids"):  # flink-daemon.sh writes its .out file without creating the folder
+            (self.home / d).mkdir(exist_ok=True)
+        # The JVMs' lib folder: the wheel's lib jars plus flink-python, so that pemja (thread mode) is loaded once
+        # per TaskManager by the system class loader. Left to each job's class loader, the second job in the same
+        # TaskManager fails with NoSuchFieldException: loadedLibraryNames (its native library is loaded already).
+        lib = self.home / "lib"
+        shutil.rmtree(lib, ignore_errors=True)
+        lib.mkdir()
+        for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python*.jar")]:
+            (lib / jar.name).symlink_to(jar)
+        (self.conf_dir / "config.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in conf.items()))
+        return ports
+
+    def _env(self) -> dict:
+        env = dict(os.environ)
+        env["FLINK_HOME"] = str(flink_home())
+        env["FLINK_CONF_DIR"] = str(self.conf_dir)
+        env["FLINK_LIB_DIR"] = str(self.home / "lib")
+        bin_dir = str(Path(sys.executable).parent)  # the venv's python and pemja for thread mode
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        return env
+
+    def _bin(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        r = subprocess.run([str(flink_home() / "bin" / args[0]), *args[1:]], env=self._env(), capture_output=True,
+                           text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise ClusterError(f"{' '.join(args[:2])} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        return r
+
+    def start(self, cfg: Config, slots: int = 1, mode: str | None = None, timeout_s: float = 90) -> dict:
+        """Start the JobManager and one TaskManager; wait until the TaskManager has registered."""
+        if self.running():
+            raise ClusterError(f"a cluster already runs from {self.home} ({self.rest_url()})")
+        ports = self.write_conf(cfg, slots, mode)
+        self.state_file.write_text(json.dumps(ports))
+        for script in ("jobmanager.sh", "taskmanager.sh"):
+            self._bin(script, "start")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.rest("/taskmanagers")["taskmanagers"]:
+                    return ports
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise ClusterError(f"no TaskManager registered within {timeout_s}s; logs in {self.home / 'log'}")
+
+    def pids(self) -> list[int]:
+        out = []
+        for f in (self.home / "pids").glob("*.pid"):
+            out += [int(x) for x in f.read_text().split()]
+        return out
+
+    def running(self) -> bool:
+        alive = []
+        for pid in self.pids():
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        return bool(alive)
+
+    def shutdown(self, timeout_s: float = 20) -> None:
+        """Stop the TaskManager and the JobManager (SIGTERM, then SIGKILL), and forget their pid files."""
+        pids = self.pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(self.home / "pids", ignore_errors=True)
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{json.loads(self.state_file.read_text())['rest']}"
+
+    def rest(self, path: str) -> dict:
+        with urllib.request.urlopen(self.rest_url() + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    def submit(self, job_args: list[str], savepoint: str | None = None) -> str:
+        """`flink run -d -py jobs/flink_job.py`; returns the job id."""
+        args = ["flink", "run", "-d"] + (["-s", savepoint] if savepoint else []) + \
+            ["-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(JOB_SCRIPT), *job_args]
+        r = self._bin(*args)
+        m = re.search(r"JobID ([0-9a-f]{32})", r.stdout)
+        if not m:
+            raise ClusterError(f"no job id in the output of flink run:\n{r.stdout[-2000:]}")
+        return m.group(1)
+
+    def state(self, job_id: str) -> str:
+        return self.rest(f"/jobs/{job_id}")["state"]
+
+    def wait_state(self, job_id: str, want: str, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        state = None
+        while time.monotonic() < deadline:
+            state = self.state(job_id)
+            if state == want:
+                return
+            if state in ("FAILED", "CANCELED") and want != state:
+                break
+            time.sleep(0.5)
+        raise ClusterError(f"job {job_id} is {state}, not {want}; logs in {self.home / 'log'}")
+
+    def stop(self, job_id: str, drain: bool = False) -> str:
+        """Stop with a savepoint (drain: the watermark goes to the end of time first); returns its path."""
+        target = (self.home / "savepoints").as_uri()
+        r = self._bin("flink", "stop", "--savepointPath", target, *(["--drain"] if drain else []), job_id)
+        m = re.search(r"Savepoint completed\. Path: (\S+)", r.stdout)
+        if not m:
+            raise ClusterError(f"no savepoint path in the output of flink stop:\n{r.stdout[-2000:]}")
+        return m.group(1)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--dir", default=".shiftstream/cluster", help="the cluster's config, logs and checkpoints")
+    sub = p.add_subparsers(dest="deploy_command", required=True)
+    s = sub.add_parser("start", help="start a JobManager and a TaskManager on loopback")
+    s.add_argument("--slots", type=int, default=1)
+    s.add_argument("--config", help="YAML config (checkpoint interval and mode, execution mode)")
+    s.add_argument("--flink-mode", choices=["thread", "process"])
+    s = sub.add_parser("submit", help="submit the job (flink run -d -py jobs/flink_job.py)")
+    s.add_argument("--kafka-bootstrap", required=True)
+    s.add_argument("--topic")
+    s.add_argument("--redis-url")
+    s.add_argument("--config")
+    s.add_argument("--models")
+    s.add_argument("--from-savepoint", metavar="PATH")
+    sub.add_parser("list", help="the cluster's jobs")
+    s = sub.add_parser("stop", help="stop a job with a savepoint; prints its path")
+    s.add_argument("job_id")
+    s.add_argument("--drain", action="store_true", help="end event time first: close every session (final stop)")
+    sub.add_parser("shutdown", help="stop the TaskManager and the JobManager")
+
+
+def main(args) -> int:
+    cluster = Cluster(args.dir)
+    c = args.deploy_command
+    try:
+        if c == "start":
+            ports = cluster.start(load_config(args.config), args.slots, args.flink_mode)
+            print(f"deploy: cluster up, REST/web UI at http://127.0.0.1:{ports['rest']} (logs {cluster.home / 'log'})")
+        elif c == "submit":
+            job_args = ["--kafka-bootstrap", args.kafka_bootstrap]
+            for flag, v in (("--topic", args.topic), ("--redis-url", args.redis_url), ("--models", args.models),
+                            ("--config", str(Path(args.config).resolve()) if args.config else None)):
+                if v:
+                    job_args += [flag, v]
+            job_id = cluster.submit(job_args, args.from_savepoint)
+            cluster.wait_state(job_id, "RUNNING")
+            print(f"deploy: job {job_id} running" + (f", restored from {args.from_savepoint}" if args.from_savepoint
+                                                     else ""))
+        elif c == "list":
+            for j in cluster.rest("/jobs/overview")["jobs"]:
+                print(f"{j['jid']}  {j['state']:<10} {j['name']}")
+        elif c == "stop":
+            print(f"deploy: job {args.job_id} stopped; savepoint {cluster.stop(args.job_id, args.drain)}")
+        elif c == "shutdown":
+            cluster.shutdown()
+            print("deploy: cluster stopped")
+    except (ClusterError, OSError) as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 1
+    return 0
