@@ -258,6 +258,7 @@ def flink_conf(cfg, mode: str = "thread", restore_from: str | None = None) -> di
         "python.execution-mode": mode,
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
+        "pipeline.auto-watermark-interval": f"{e.watermark_interval} ms",
         "execution.checkpointing.interval": f"{e.checkpoint_interval} ms",
         "execution.checkpointing.mode": e.checkpoint_mode.upper(),
         "execution.checkpointing.dir": _uri(e.checkpoint_dir),
@@ -371,12 +372,6 @@ def stop_with_savepoint(client, drain: bool = False, directory: str | None = Non
     return client._j_job_client.stopWithSavepoint(drain, directory, fmt).get(int(timeout_s * 1000),
                                                                              get_gateway().jvm.java.util.concurrent
                                                                              .TimeUnit.MILLISECONDS)
-
-
-def mode_for(requested: str, models_dir: str | None) -> tuple[str, str | None]:
-    """The execution mode to use and, when it differs from the one asked for, why (kept for callers; thread
-    mode now runs with models too)."""
-    return requested, None
 
 
 def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = None, mode: str = "thread",

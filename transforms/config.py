@@ -145,6 +145,7 @@ class Engine:
     checkpoint_interval: int = _dur("30s", 100)
     checkpoint_mode: str = _choice("exactly_once", "exactly_once", "at_least_once")
     execution_mode: str = _choice("thread", "thread", "process")
+    watermark_interval: int = _dur("50ms", 1)
     checkpoint_dir: str = _str(".shiftstream/checkpoints")
     checkpoints_retained: int = _int(3, 1)
     state_cache_users: int = _int(100_000, 0)

@@ -1,0 +1,187 @@
+"""PyFlink job benchmark: events/s per task slot (thread and process mode) against the reference runner on the same
+messages, and event-to-decision latency (produced to Kafka -> decision visible in Redis) at half the thread-mode rate.
+
+    python -m bench.flink [--events 40000] [--latency-seconds 20]
+
+Throughput is taken from two runs of each mode (N and 3N messages, parallelism 1, local mini-cluster): the slope
+(2N messages / the extra seconds) leaves the mini-cluster's start-up out. Figures are one run on this machine: read
+the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from jobs.redis_sink import RedisSink
+from jobs.testing import create_topic, run_reference
+from runners.local import LocalKafka, LocalRedis
+from runners.simulator import SimConfig, simulate, wire_messages
+from schemas import MemoryRegistry, WireCodec, write_frames
+from transforms.config import load_config
+from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str, **kw):
+    return subprocess.run([sys.executable, "-m", "runners.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          **kw)
+
+
+def throughput(msgs: list[bytes], redis_url: str, work: Path, modes=("thread", "process")) -> dict[str, float]:
+    """Messages/s of the reference runner and of the Flink job per mode (slope of two sizes)."""
+    n = len(msgs) // 3
+    small, big = work / "small.frames", work / "big.frames"
+    write_frames(small, msgs[:n])
+    write_frames(big, msgs[:3 * n])
+    cfg = load_config().replace(**{"redis.url": redis_url})
+    t0 = time.perf_counter()
+    run_reference(msgs[:3 * n], cfg, sink=RedisSink(redis_url), messages=True)
+    out = {"reference": 3 * n / (time.perf_counter() - t0)}
+    for mode in modes:
+        took = []
+        for path in (small, big):
+            t0 = time.perf_counter()
+            r = _cli("run", "--runner", "flink", "--input", str(path), "--flink-mode", mode, "--models", "none",
+                     "--redis-url", redis_url, "--out-dir", str(work / "out"), timeout=1800)
+            if r.returncode:
+                raise RuntimeError(r.stderr[-3000:])
+            took.append(time.perf_counter() - t0)
+            print(f"  flink {mode}: {path.name} in {took[-1]:.1f}s", file=sys.stderr, flush=True)
+        out[f"flink_{mode}"] = 2 * n / max(took[1] - took[0], 1e-9)
+        out[f"flink_{mode}_startup_s"] = took[0] - n / out[f"flink_{mode}"]
+    return out
+
+
+def latency(sim, bootstrap: str, redis_url: str, rate: float, seconds: float, work: Path) -> dict:
+    """p50/p99 ms from producing an event to Kafka to its user's decision in Redis covering that event's time."""
+    import redis
+    from confluent_kafka import Producer
+
+    work.mkdir(parents=True, exist_ok=True)
+    wire = WireCodec(MemoryRegistry(), "interaction")
+    pseudo = Pseudonymiser(DEV_KEY)
+    events = sim.events
+    warm = 2000
+    topic = f"lat-events-{work.name}"
+    create_topic(bootstrap, topic)
+    cfg = work / "lat.yaml"
+    cfg.write_text(f"batching:\n  flush_interval: 20ms\nengine:\n  checkpoint_dir: {work / 'ckpt'}\n"
+                   f"kafka:\n  group_id: lat-{work.name}\n  decisions_topic: lat-decisions\n  dead_letter_topic: lat-dead\n"
+                   "  late_topic: lat-late\n")
+    job = subprocess.Popen([sys.executable, "-m", "runners.cli", "run", "--runner", "flink", "--kafka-bootstrap",
+                            bootstrap, "--topic", topic, "--redis-url", redis_url, "--models", "none",
+                            "--config", str(cfg)], cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=open(work / "lat.log", "w"))
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()  # each rate's run starts from an empty Redis (the same events are sent again)
+    prefix = load_config().redis.key_prefix
+    try:
+        for ev in events[:warm]:
+            producer.produce(topic, wire.encode(ev))
+        producer.flush(30)
+        deadline = time.monotonic() + 180
+        while client.dbsize() == 0:  # the job is up and writing
+            if job.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((work / "lat.log").read_text()[-3000:])
+            time.sleep(0.2)
+        time.sleep(2)
+        pending: dict = {}
+        lat: list[float] = []
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def poll():
+            while not done.is_set() or pending:
+                with lock:
+                    items = list(pending.items())
+                if not items:
+                    time.sleep(0.001)
+                    continue
+                pipe = client.pipeline(transaction=False)
+                for (key, _), _ in items:
+                    pipe.hget(prefix + key, "event_time")
+                now = time.perf_counter()
+                for ((key, ts), t_sent), got in zip(items, pipe.execute()):
+                    if got is not None and int(got) >= ts:
+                        lat.append(now - t_sent)
+                        with lock:
+                            pending.pop((key, ts), None)
+                    elif now - t_sent > 30:
+                        with lock:
+                            pending.pop((key, ts), None)  # never decided (e.g. a late or superseded event)
+                if done.is_set() and time.perf_counter() > stop_at + 35:
+                    break
+
+        stop_at = time.perf_counter() + seconds
+        poller = threading.Thread(target=poll)
+        poller.start()
+        t0 = time.perf_counter()
+        i = warm
+        sampled = 0
+        while time.perf_counter() < stop_at and i < len(events):
+            ev = events[i]
+            producer.produce(topic, wire.encode(ev))
+            producer.poll(0)
+            if i % 50 == 0:
+                producer.flush(1)
+                with lock:
+                    pending[(pseudo(ev["user_id"]), ev["ts"])] = time.perf_counter()
+                sampled += 1
+            i += 1
+            ahead = (i - warm) / rate - (time.perf_counter() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        producer.flush(30)
+        sent_rate = (i - warm) / (time.perf_counter() - t0)
+        done.set()
+        poller.join()
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        client.close()
+    lat.sort()
+    q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000) if lat else (lambda p: float("nan"))
+    return {"rate": sent_rate, "sampled": sampled, "measured": len(lat), "p50_ms": q(0.5), "p99_ms": q(0.99)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="bench.flink")
+    ap.add_argument("--events", type=int, default=40_000)
+    ap.add_argument("--latency-seconds", type=float, default=20)
+    ap.add_argument("--modes", default="thread,process")
+    a = ap.parse_args(argv)
+    sim = simulate(SimConfig(users=1000, events=max(a.events, 60_000), seed=11, privacy_rate=0))
+    msgs = list(wire_messages(sim, WireCodec(MemoryRegistry(), "interaction")))[:a.events]
+    with tempfile.TemporaryDirectory() as tmp, LocalRedis() as r, LocalKafka() as k:
+        work = Path(tmp)
+        print(f"bench.flink: throughput over {len(msgs):,} messages (and a third of them) ...", file=sys.stderr)
+        t = throughput(msgs, r.url, work, tuple(a.modes.split(",")))
+        ref = t["reference"]
+        print(f"\n| engine | events/s per slot | vs reference |\n|---|---|---|\n| reference | {ref:,.0f} | 1.00x |")
+        for m in a.modes.split(","):
+            print(f"| flink {m} mode | {t['flink_' + m]:,.0f} | {t['flink_' + m] / ref:.3f}x |")
+        print("\n" + "  ".join(f"start-up {m}: {t[f'flink_{m}_startup_s']:.1f}s" for m in a.modes.split(",")))
+        top = t.get("flink_thread", t[f"flink_{a.modes.split(',')[0]}"])
+        print("\n| produced at | vs thread-mode file rate | p50 ms | p99 ms | sampled |\n|---|---|---|---|---|")
+        lats = []
+        for frac in (0.125, 0.25, 0.5):
+            print(f"bench.flink: latency at {top * frac:,.0f} events/s for {a.latency_seconds:.0f}s ...",
+                  file=sys.stderr)
+            lat = latency(sim, k.bootstrap, r.url, top * frac, a.latency_seconds, work / f"lat{frac}")
+            lats.append(lat)
+            print(f"| {lat['rate']:,.0f} events/s | {frac:g}x | {lat['p50_ms']:,.0f} | {lat['p99_ms']:,.0f} | "
+                  f"{lat['measured']}/{lat['sampled']} |", flush=True)
+    return {"throughput": t, "latency": lats}
+
+
+if __name__ == "__main__":
+    main()
