@@ -41,3 +41,14 @@ def small_sim():
     from runners.simulator import SimConfig, simulate
 
     return simulate(SimConfig(users=120, events=12_000, seed=3))
+
+
+@pytest.fixture(autouse=True)
+def _no_pyflink_worker_flag():
+    """A local process-mode PyFlink job runs its Python worker inside this process (loopback) and leaves
+    PYFLINK_GATEWAY_DISABLED set; a `shiftstream` subprocess started by a later test would inherit it and refuse to
+    start its own gateway."""
+    yield
+    import os
+
+    os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)

@@ -41,15 +41,21 @@ class UserState:
         return (not self.has_profile() and self.granted_at is None and self.revoked_at is None
                 and self.erased_at is None)
 
-    def to_dict(self) -> dict:
-        """Plain data (dicts, lists, numbers, strings) for checkpoints; `from_dict` restores it exactly."""
+    def to_dict(self, pending: bool = True) -> dict:
+        """Plain data (dicts, lists, numbers, strings) for checkpoints; `from_dict` restores it exactly.
+        pending=False leaves the buffered events out, for engines that keep them apart (appended one by one)."""
         return {
-            "v": STATE_VERSION, "pending": [list(e) for e in self.pending],
+            "v": STATE_VERSION, "pending": [list(e) for e in self.pending] if pending else [],
             "watermark": self.watermark, "session": self.session.to_list() if self.session else None,
             "session_open": self.session_open, "recency_ms": self.recency_ms, "windows": self.windows.to_list(),
             "profile": self.profile.to_list(), "shift": self.shift.to_list(), "granted_at": self.granted_at,
             "revoked_at": self.revoked_at, "erased_at": self.erased_at, "last_ts": self.last_ts,
         }
+
+    def set_pending(self, events) -> None:
+        """Replace the buffered events (any order; kept sorted by (ts, event_id))."""
+        self.pending = sorted(events)
+        self.pending_ids = {e.event_id for e in self.pending}
 
     @classmethod
     def from_dict(cls, d: dict) -> "UserState":
