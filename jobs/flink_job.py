@@ -298,6 +298,7 @@ def flink_conf(cfg, mode: str = "thread", restore_from: str | None = None) -> di
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
         "pipeline.auto-watermark-interval": f"{e.watermark_interval} ms",
+        "execution.buffer-timeout.interval": f"{e.buffer_timeout} ms",
         "execution.checkpointing.interval": f"{e.checkpoint_interval} ms",
         "execution.checkpointing.mode": e.checkpoint_mode.upper(),
         "execution.checkpointing.dir": _uri(e.checkpoint_dir),
@@ -376,7 +377,8 @@ def kafka_source(src: KafkaInput):
         .set_group_id(src.group_id).set_starting_offsets(start) \
         .set_value_only_deserializer(ByteArraySchema()) \
         .set_property("commit.offsets.on.checkpoint", "true") \
-        .set_property("partition.discovery.interval.ms", "60000")
+        .set_property("partition.discovery.interval.ms", "60000") \
+        .set_property("fetch.max.wait.ms", "20")
     if src.bounded:
         b = b.set_bounded(KafkaOffsetsInitializer.latest())
     return b.build()

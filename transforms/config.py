@@ -146,6 +146,7 @@ class Engine:
     checkpoint_mode: str = _choice("exactly_once", "exactly_once", "at_least_once")
     execution_mode: str = _choice("thread", "thread", "process")
     watermark_interval: int = _dur("50ms", 1)
+    buffer_timeout: int = _dur("10ms", 0)
     checkpoint_dir: str = _str(".shiftstream/checkpoints")
     checkpoints_retained: int = _int(3, 1)
     state_cache_users: int = _int(100_000, 0)
