@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", default=".demo")
     p.add_argument("--redis-url", help="use this Redis instead of starting a local redis-server")
+    p.add_argument("--runner", choices=["reference", "flink"], default="reference",
+                   help="reference (default) or flink: the PyFlink job on a local mini-cluster, thread mode, with the "
+                        "models (privacy requests are left out: they run on the reference runner)")
     p.set_defaults(func=lambda a: __import__("runners.demo", fromlist=["main"]).main(a))
     return parser
 

@@ -42,9 +42,12 @@ def main(args) -> int:
             train_all(history.events, load_config(), history.truth["categories"], models,
                       log=lambda m: print("demo: " + m))
             print(f"demo: models trained in {time.perf_counter() - t1:.1f}s -> {models}")
-        rc = run.main(Namespace(runner="reference", input=paths["events"], privacy=paths["privacy"], config=None,
-                                redis_url=url, kafka_bootstrap=None, topic=None, privacy_topic=None, idle_exit=None,
-                                out_dir=work, quiet=False, models=str(models), beam_runner="FnApiRunner", beam_arg=[], flink_mode=None))
+        flink = args.runner == "flink"  # the PyFlink job on a mini-cluster; privacy requests run on the reference
+        rc = run.main(Namespace(runner=args.runner, input=paths["events"], privacy=None if flink else paths["privacy"],
+                                config=None, redis_url=url, kafka_bootstrap=None, topic=None, privacy_topic=None,
+                                idle_exit=None, out_dir=work, quiet=False, models=str(models),
+                                beam_runner="FnApiRunner", beam_arg=[], flink_mode=None, bounded=False,
+                                from_checkpoint=None))
         if rc:
             return rc
         settings = run.settings(Namespace(config=None, redis_url=url))
