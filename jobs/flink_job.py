@@ -459,6 +459,18 @@ def job(cfg, key: bytes, source: KafkaInput, models_dir: str | None = None, mode
     return env
 
 
+JOB_ARGUMENTS = ("config", "kafka_bootstrap", "topic", "redis_url", "models")
+
+
+def add_job_arguments(p, bootstrap_required: bool = False) -> None:
+    """The job's own arguments, the same for `flink run -py jobs/flink_job.py` and `shiftstream deploy submit`."""
+    p.add_argument("--config", help="YAML config (default: the embedded one)")
+    p.add_argument("--kafka-bootstrap", required=bootstrap_required, help="default: kafka.bootstrap")
+    p.add_argument("--topic", help="events topic (default: kafka.events_topic)")
+    p.add_argument("--redis-url", help="overrides redis.url")
+    p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or none")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `flink run -py jobs/flink_job.py -- ...` on a Flink cluster (what `shiftstream deploy`
     submits): the cluster's configuration supplies mode, checkpoints and the restore point."""
@@ -468,11 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.pseudonyms import key_from_settings
 
     p = argparse.ArgumentParser(prog="flink_job")
-    p.add_argument("--config")
-    p.add_argument("--kafka-bootstrap")
-    p.add_argument("--topic")
-    p.add_argument("--redis-url")
-    p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or none")
+    add_job_arguments(p)
     p.add_argument("--name", default="shiftstream")
     args = p.parse_args(argv)
     cfg = load_config(args.config)

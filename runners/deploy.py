@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from jobs.flink_job import flink_conf
+from jobs.flink_job import JOB_ARGUMENTS, add_job_arguments, flink_conf
 from runners.local import free_port
 from transforms.config import Config, load_config
 
@@ -212,11 +212,7 @@ def add_arguments(p) -> None:
     s.add_argument("--config", help="YAML config (checkpoint interval and mode, execution mode)")
     s.add_argument("--flink-mode", choices=["thread", "process"])
     s = sub.add_parser("submit", help="submit the job (flink run -d -py jobs/flink_job.py)")
-    s.add_argument("--kafka-bootstrap", required=True)
-    s.add_argument("--topic")
-    s.add_argument("--redis-url")
-    s.add_argument("--config")
-    s.add_argument("--models")
+    add_job_arguments(s, bootstrap_required=True)
     s.add_argument("--from-savepoint", metavar="PATH")
     sub.add_parser("list", help="the cluster's jobs")
     s = sub.add_parser("stop", help="stop a job with a savepoint; prints its path")
@@ -233,11 +229,12 @@ def main(args) -> int:
             ports = cluster.start(load_config(args.config), args.slots, args.flink_mode)
             print(f"deploy: cluster up, REST/web UI at http://127.0.0.1:{ports['rest']} (logs {cluster.home / 'log'})")
         elif c == "submit":
-            job_args = ["--kafka-bootstrap", args.kafka_bootstrap]
-            for flag, v in (("--topic", args.topic), ("--redis-url", args.redis_url), ("--models", args.models),
-                            ("--config", str(Path(args.config).resolve()) if args.config else None)):
-                if v:
-                    job_args += [flag, v]
+            if args.config:
+                args.config = str(Path(args.config).resolve())  # the job's client runs from another folder
+            job_args = []
+            for name in JOB_ARGUMENTS:
+                if getattr(args, name):
+                    job_args += ["--" + name.replace("_", "-"), getattr(args, name)]
             job_id = cluster.submit(job_args, args.from_savepoint)
             cluster.wait_state(job_id, "RUNNING")
             print(f"deploy: job {job_id} running" + (f", restored from {args.from_savepoint}" if args.from_savepoint
