@@ -117,12 +117,12 @@ def latency(sim, bootstrap: str, redis_url: str, rate: float, seconds: float, wo
                             pending.pop((key, ts), None)
                     elif now - t_sent > 30:
                         with lock:
-                            pending.pop((key, ts), None)  # never decided (e.g. a late or superseded event)
+                            pending.pop((key, ts), None)  # not decided in 30 s: left out (the table shows how many)
                 if done.is_set() and time.perf_counter() > stop_at + 35:
                     break
 
         stop_at = time.perf_counter() + seconds
-        poller = threading.Thread(target=poll)
+        poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         t0 = time.perf_counter()
         i = warm

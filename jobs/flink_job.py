@@ -127,7 +127,7 @@ def _functions():
             self.wire = WireCodec(registry_from_url(self.cfg.kafka.schema_registry_url), "decision") \
                 if self.publish else None
             self.rows: dict = {}          # user key -> its live state, to be rendered in the next micro-batch
-            self.armed: set = set()       # users with a flush timer registered by this instance
+            self.armed: dict = {}         # user key -> the flush timer this instance registered for it
             self.timer_at: dict = {}      # user key -> the event-time timer this instance registered last
             self.cache: dict = {}         # user key -> live UserState (the keyed state holds the same)
             self.cache_cap = self.cfg.engine.state_cache_users
@@ -195,10 +195,11 @@ def _functions():
                 if t is Changed:
                     self.rows[key] = st  # rendered at flush time: one decision per user per micro-batch
                     if key not in self.armed:  # the timer is checkpointed with the state: see the module doc
-                        self.armed.add(key)
-                        now = ctx.timer_service().current_processing_time()
-                        ctx.timer_service().register_processing_time_timer(now - now % self.interval
-                                                                           + self.interval)
+                        # a decision waits at most the flush interval (on a 10 ms grid, so timers coalesce)
+                        due = ctx.timer_service().current_processing_time() + self.interval
+                        due += -due % 10
+                        ctx.timer_service().register_processing_time_timer(due)
+                        self.armed[key] = due
                 elif t is Late:
                     yield late_tag, json.dumps({"key": o.key, "event": o.event._asdict(), "watermark": o.watermark},
                                                separators=(",", ":")).encode()
@@ -223,11 +224,12 @@ def _functions():
 
         def on_timer(self, timestamp, ctx):
             key = ctx.get_current_key()
-            # time_domain() costs a call into Java (about 40 us here): ask only when the timer is not the
-            # event-time one this instance registered for the key
-            if self.timer_at.get(key) != timestamp and ctx.time_domain() == TimeDomain.PROCESSING_TIME:
-                if key in self.armed:
-                    self.armed.discard(key)
+            # time_domain() costs a call into Java (about 40 us here): skip it when the timer is the event-time
+            # one this instance registered for the key and no flush timer of the same time is registered
+            ours = self.timer_at.get(key) == timestamp and self.armed.get(key) != timestamp
+            if not ours and ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+                if self.armed.get(key) == timestamp:
+                    del self.armed[key]
                 elif key not in self.rows:  # a timer restored from a checkpoint: write what that state decides
                     st = self._load(key)
                     if st is not None and st.profile.events:
@@ -266,7 +268,11 @@ def _functions():
             self.sink.flush()  # every reply read: what is flushed is in Redis
 
         def close(self):
-            for _ in self._flush():  # end of input: the outputs are closed by now, Redis is what counts
+            if not hasattr(self, "rows"):  # open() failed: let its error be the one reported
+                return
+            # Rows still buffered here had no final timer to publish them: they reach Redis, not the topic
+            # (the outputs are closed by now). A drain or the end of input publishes through on_timer first.
+            for _ in self._flush():
                 pass
             self.sink.close()
             print("shiftstream-flink-counts " + json.dumps(self.counts), file=sys.stderr, flush=True)
@@ -304,8 +310,7 @@ def flink_conf(cfg, mode: str = "thread", restore_from: str | None = None) -> di
         "execution.checkpointing.dir": _uri(e.checkpoint_dir),
         "execution.checkpointing.num-retained": str(e.checkpoints_retained),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "execution.checkpointing.savepoint-dir": _uri(str(Path(e.checkpoint_dir).parent / "savepoints"))
-        if "://" not in e.checkpoint_dir else e.checkpoint_dir.rstrip("/") + "-savepoints",
+        "execution.checkpointing.savepoint-dir": _uri(savepoint_dir(e.checkpoint_dir)),
     }
     if restore_from:
         conf["execution.state-recovery.path"] = _uri(restore_from)
@@ -329,10 +334,51 @@ def environment(cfg, mode: str = "thread", parallelism: int = 1, restore_from: s
     return env
 
 
+DRAINED = "DRAINED"  # marker written into a savepoint taken with a drain: its states are at the end of time
+
+
+def savepoint_dir(checkpoint_dir: str) -> str:
+    """Where savepoints go by default: `savepoints` beside the checkpoint folder."""
+    if "://" in checkpoint_dir:
+        return checkpoint_dir.rstrip("/") + "-savepoints"
+    return str(Path(checkpoint_dir).resolve().parent / "savepoints")
+
+
+def local_path(path: str) -> Path:
+    """A checkpoint location as a local folder (a plain path or file:); other schemes are refused."""
+    if path.startswith("file:"):
+        return Path("/" + path[len("file:"):].lstrip("/"))
+    if "://" in path:
+        raise ValueError(f"{path}: only local paths (or file:) can be searched for checkpoints here")
+    return Path(path)
+
+
+def mark_drained(savepoint: str) -> None:
+    """Note in a savepoint taken with a drain that it must not be resumed from (see `resumable`)."""
+    p = local_path(savepoint)
+    if p.is_dir():
+        (p / DRAINED).write_text("taken with --drain: the end of event time; do not resume from it\n")
+
+
+def resumable(path: str) -> str | None:
+    """Why a checkpoint or savepoint cannot be resumed from (None: it can)."""
+    p = local_path(path)
+    if not (p / "_metadata").exists():
+        return f"{path} has no _metadata: not a completed checkpoint or savepoint"
+    if (p / DRAINED).exists():
+        return (f"{path} was taken with a drain: every state in it is at the end of event time, so each later "
+                f"event would be late. Start afresh (a new consumer group) instead")
+    return None
+
+
 def latest_checkpoint(checkpoint_dir: str) -> str | None:
-    """The newest completed checkpoint (a chk-N directory with its _metadata) under checkpoint_dir, or None."""
-    found = [p.parent for p in Path(checkpoint_dir).glob("*/chk-*/_metadata")]
-    return str(max(found, key=lambda p: (p.stat().st_mtime, int(p.name[4:])))) if found else None
+    """The newest resumable state: a completed checkpoint (chk-N with its _metadata) under checkpoint_dir, or a
+    savepoint in the savepoint folder beside it (a stop with a savepoint ends the job, and Flink then discards
+    that job's checkpoints). Drained savepoints are skipped. None when there is none."""
+    found = [m.parent for m in local_path(checkpoint_dir).glob("*/chk-*/_metadata")]
+    found += [m.parent for m in local_path(savepoint_dir(checkpoint_dir)).glob("savepoint-*/_metadata")]
+    found = [p for p in found if resumable(str(p)) is None]
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
 
 def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: bool = True):
@@ -385,7 +431,7 @@ def kafka_source(src: KafkaInput):
 
 
 def kafka_sink(bootstrap: str, topic: str):
-    """At-least-once byte sink: decisions are upserts and dead letters carry their source offsets."""
+    """At-least-once byte sink: decisions are upserts; a replay after a restore may repeat a dead letter."""
     from pyflink.common.serialization import ByteArraySchema
     from pyflink.datastream.connectors.base import DeliveryGuarantee
     from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
@@ -409,10 +455,13 @@ def stop_with_savepoint(client, drain: bool = False, directory: str | None = Non
     savepoint's path. (PyFlink 2.3's JobClient.stop_with_savepoint calls a Java signature that no longer exists.)"""
     from pyflink.java_gateway import get_gateway
 
-    fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    return client._j_job_client.stopWithSavepoint(drain, directory, fmt).get(int(timeout_s * 1000),
-                                                                             get_gateway().jvm.java.util.concurrent
-                                                                             .TimeUnit.MILLISECONDS)
+    jvm = get_gateway().jvm
+    fmt = jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    path = client._j_job_client.stopWithSavepoint(drain, directory, fmt).get(
+        int(timeout_s * 1000), jvm.java.util.concurrent.TimeUnit.MILLISECONDS)
+    if drain:
+        mark_drained(path)
+    return path
 
 
 def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = None, mode: str = "thread",

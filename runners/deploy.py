@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from jobs.flink_job import JOB_ARGUMENTS, add_job_arguments, flink_conf
+from jobs.flink_job import JOB_ARGUMENTS, add_job_arguments, flink_conf, mark_drained, resumable
 from runners.local import free_port
 from transforms.config import Config, load_config
 
@@ -56,7 +56,10 @@ class Cluster:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for f in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties"):
             shutil.copy(home / "conf" / f, self.conf_dir / f)
-        java_opts = re.search(r"^\s+all: (.*)$", (home / "conf" / "config.yaml").read_text(), re.M).group(1)
+        m = re.search(r"^\s+all: (.*)$", (home / "conf" / "config.yaml").read_text(), re.M)
+        if m is None:
+            raise ClusterError(f"no env.java.opts.all in {home / 'conf' / 'config.yaml'}: is this the Flink 2.3 wheel?")
+        java_opts = m.group(1)
         ports = {"rpc": free_port(), "rest": free_port()}
         cfg = cfg.replace(**{"engine.checkpoint_dir": str(self.home / "checkpoints")})
         conf = {
@@ -122,20 +125,21 @@ class Cluster:
         raise ClusterError(f"no TaskManager registered within {timeout_s}s; logs in {self.home / 'log'}")
 
     def pids(self) -> list[int]:
+        """The cluster's JobManager and TaskManager processes that are alive (a stale pid file, after a crash or
+        a reboot, may name a process that is not ours: it must be a Flink JVM started with this conf dir)."""
         out = []
         for f in (self.home / "pids").glob("*.pid"):
-            out += [int(x) for x in f.read_text().split()]
+            for x in f.read_text().split():
+                try:
+                    cmd = Path(f"/proc/{int(x)}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"org.apache.flink" in cmd and str(self.conf_dir).encode() in cmd:
+                    out.append(int(x))
         return out
 
     def running(self) -> bool:
-        alive = []
-        for pid in self.pids():
-            try:
-                os.kill(pid, 0)
-                alive.append(pid)
-            except ProcessLookupError:
-                pass
-        return bool(alive)
+        return bool(self.pids())
 
     def shutdown(self, timeout_s: float = 20) -> None:
         """Stop the TaskManager and the JobManager (SIGTERM, then SIGKILL), and forget their pid files."""
@@ -201,6 +205,8 @@ class Cluster:
         m = re.search(r"Savepoint completed\. Path: (\S+)", r.stdout)
         if not m:
             raise ClusterError(f"no savepoint path in the output of flink stop:\n{r.stdout[-2000:]}")
+        if drain:
+            mark_drained(m.group(1))
         return m.group(1)
 
 
@@ -235,6 +241,9 @@ def main(args) -> int:
             for name in JOB_ARGUMENTS:
                 if getattr(args, name):
                     job_args += ["--" + name.replace("_", "-"), getattr(args, name)]
+            why = args.from_savepoint and resumable(args.from_savepoint)
+            if why:
+                raise ClusterError(why)
             job_id = cluster.submit(job_args, args.from_savepoint)
             cluster.wait_state(job_id, "RUNNING")
             print(f"deploy: job {job_id} running" + (f", restored from {args.from_savepoint}" if args.from_savepoint
@@ -247,7 +256,7 @@ def main(args) -> int:
         elif c == "shutdown":
             cluster.shutdown()
             print("deploy: cluster stopped")
-    except (ClusterError, OSError) as exc:
+    except (ClusterError, OSError, subprocess.TimeoutExpired) as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -275,6 +275,20 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
         c.close()
 
 
+def wait_checkpoints(checkpoint_dir: str, job_id: str, n: int, client=None, timeout_s: float = 300) -> None:
+    """Until the job `job_id` has completed n checkpoints of its own under checkpoint_dir."""
+    from jobs.flink_job import local_path
+
+    folder = local_path(checkpoint_dir) / job_id
+    deadline = time.monotonic() + timeout_s
+    while len(list(folder.glob("chk-*/_metadata"))) < n:
+        if client is not None and client.get_job_status().result().is_globally_terminal_state():
+            raise RuntimeError(f"the job ended before completing {n} checkpoints")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} completed fewer than {n} checkpoints in {timeout_s}s")
+        time.sleep(0.2)
+
+
 def wait_committed(bootstrap: str, group: str, topic: str, end: int, client=None, poll_s: float = 0.5,
                    timeout_s: float | None = None) -> None:
     """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints);
@@ -304,6 +318,10 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         print("run: the Flink runner reads a .frames file or Kafka (--kafka-bootstrap); privacy requests run on "
               "the reference runner", file=sys.stderr)
         return 2
+    if not args.kafka_bootstrap and (args.bounded or args.from_checkpoint):
+        print("run: --bounded and --from-checkpoint are for Kafka runs (a file run is bounded and starts afresh)",
+              file=sys.stderr)
+        return 2
     if not redis_reachable(cfg):
         return 1
     from jobs import flink_job
@@ -324,11 +342,21 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     k = cfg.kafka
     topic = args.topic or k.events_topic
     restore = args.from_checkpoint
-    if restore == "latest":
-        restore = flink_job.latest_checkpoint(cfg.engine.checkpoint_dir)
-        if restore is None:
-            print(f"run: no completed checkpoint under {cfg.engine.checkpoint_dir}", file=sys.stderr)
-            return 1
+    try:
+        if restore == "latest":
+            restore = flink_job.latest_checkpoint(cfg.engine.checkpoint_dir)
+            if restore is None:
+                print(f"run: no resumable checkpoint or savepoint under {cfg.engine.checkpoint_dir} (or beside it)",
+                      file=sys.stderr)
+                return 1
+        elif restore:
+            why = flink_job.resumable(restore)
+            if why:
+                print(f"run: {why}", file=sys.stderr)
+                return 1
+    except ValueError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 1
     outs = [k.decisions_topic, k.dead_letter_topic, k.late_topic]
     before = topic_ends(args.kafka_bootstrap, [topic] + outs)
     src = flink_job.KafkaInput(args.kafka_bootstrap, topic, k.group_id, bounded=args.bounded)
@@ -336,25 +364,32 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     print(f"shiftstream run (flink, {mode} mode, mini-cluster): reading {topic} at {args.kafka_bootstrap}"
           + (f", restored from {restore}" if restore else "") + (", to the end offsets" if args.bounded else
           "; Ctrl-C stops with a savepoint"), file=sys.stderr, flush=True)
-    client = env.execute_async("shiftstream")
-    savepoint = None
+    savepoint = drained = None
 
     def _interrupt(*_):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops with a savepoint too
+    old = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops with a savepoint too
     try:
+        client = env.execute_async("shiftstream")
         if args.bounded and restore:
-            # a restored Kafka source keeps the unbounded splits it was checkpointed with, so "bounded" is done
-            # here: once the checkpointed offsets reach the end offsets seen at start, stop with a drain
-            # (the watermark goes to the end of time: sessions close, the last decisions are written)
+            # A restored Kafka source keeps the unbounded splits it was checkpointed with, so "bounded" is done
+            # here: once this job has completed checkpoints (each commits the offsets it reached) and the committed
+            # offsets reach the end seen at start, stop with a drain (the end of event time: sessions close, the
+            # last decisions are written). The drained savepoint is final, not a point to resume from.
+            wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client)
             wait_committed(args.kafka_bootstrap, k.group_id, topic, before[topic], client)
-            savepoint = flink_job.stop_with_savepoint(client, drain=True)
+            drained = flink_job.stop_with_savepoint(client, drain=True)
         else:
             client.get_job_execution_result().result()
     except KeyboardInterrupt:
         print("run: stopping with a savepoint ...", file=sys.stderr, flush=True)
         savepoint = flink_job.stop_with_savepoint(client)
+    except Exception as exc:  # a job that failed, a bad restore point: say so without a Java stack on top
+        print(f"run: the Flink job failed: {str(exc).strip().splitlines()[0][:500]}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, old)
     elapsed = time.perf_counter() - t0
     after = topic_ends(args.kafka_bootstrap, [topic] + outs)
     grew = {t: after[t] - before[t] for t in outs}
@@ -364,6 +399,7 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
           f"late {grew[k.late_topic]:,}")
     print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; checkpoints in {cfg.engine.checkpoint_dir}"
           + (f"; savepoint {savepoint} (resume: --from-checkpoint {savepoint})" if savepoint else "")
+          + (f"; final savepoint {drained} (drained: not for resuming)" if drained else "")
           + (f"; models {d}" if d else ""))
     return 0
 

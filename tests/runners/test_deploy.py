@@ -51,7 +51,8 @@ def test_submit_stop_with_savepoint_resume_and_drain(kafka_broker, redis_url, tm
     try:
         assert "cluster up" in _deploy(home, "start", "--config", str(conf))
         cluster = Cluster(home)
-        assert len(cluster.pids()) == 2  # a JobManager and a TaskManager process
+        pids = cluster.pids()
+        assert len(pids) == 2  # a JobManager and a TaskManager process
         job = _deploy(home, *submit).split()[2]
         wait_committed(kafka_broker.bootstrap, "dep-group", "dep-events", half, timeout_s=120)
         out = _deploy(home, "stop", job)
@@ -65,9 +66,13 @@ def test_submit_stop_with_savepoint_resume_and_drain(kafka_broker, redis_url, tm
         assert "restored from" in out
         job2 = out.split()[2]
         wait_committed(kafka_broker.bootstrap, "dep-group", "dep-events", len(msgs), timeout_s=120)
-        _deploy(home, "stop", job2, "--drain")  # the input has ended: close every session, write the last decisions
+        final = _deploy(home, "stop", job2, "--drain").rsplit("savepoint ", 1)[1].strip()
+        # the input has ended: every session closed, the last decisions written; that state is not for resuming
+        refused = subprocess.run([sys.executable, "-m", "runners.cli", "deploy", "--dir", str(home), *submit,
+                                  "--from-savepoint", final], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "drain" in refused.stderr
     finally:
         _deploy(home, "shutdown")
-    assert not Cluster(home).running()
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)
     _, mem, _ = run_reference(msgs, messages=True)
     assert redis_decisions(redis_url) == mem.stable()
