@@ -257,7 +257,7 @@ def run_beam(args, cfg: Config, key: bytes) -> int:
 
 
 def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
-    """Messages in each topic (the sum of its partitions' end offsets; 0 for a topic that does not exist)."""
+    """Messages in each topic (the sum of its partitions' end offsets; -1 for a topic that does not exist)."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "shiftstream-inspect", "enable.auto.commit": False})
@@ -267,7 +267,7 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
         for t in topics:
             parts = md.topics.get(t)
             if parts is None or parts.error is not None:
-                out[t] = 0
+                out[t] = -1
                 continue
             out[t] = sum(c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for p in parts.partitions)
         return out
@@ -359,6 +359,10 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         return 1
     outs = [k.decisions_topic, k.dead_letter_topic, k.late_topic]
     before = topic_ends(args.kafka_bootstrap, [topic] + outs)
+    if before[topic] < 0:
+        print(f"run: warning: topic {topic} does not exist yet. Until it has partitions the source takes no "
+              f"checkpoints (and commits no offsets): create it first", file=sys.stderr)
+    before = {t: max(n, 0) for t, n in before.items()}
     src = flink_job.KafkaInput(args.kafka_bootstrap, topic, k.group_id, bounded=args.bounded)
     env = flink_job.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
     print(f"shiftstream run (flink, {mode} mode, mini-cluster): reading {topic} at {args.kafka_bootstrap}"
@@ -391,7 +395,7 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     finally:
         signal.signal(signal.SIGTERM, old)
     elapsed = time.perf_counter() - t0
-    after = topic_ends(args.kafka_bootstrap, [topic] + outs)
+    after = {t: max(n, 0) for t, n in topic_ends(args.kafka_bootstrap, [topic] + outs).items()}
     grew = {t: after[t] - before[t] for t in outs}
     print(f"shiftstream run (flink, {mode} mode, mini-cluster): {topic} at offset {after[topic]:,}, {elapsed:.1f}s "
           f"(start-up included)")
