@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import sys
 
-from . import beam, flink, lookup, scoring, segments, shifts, state_size, throughput
+from . import beam, flink, lookup, recovery, scoring, segments, shifts, state_size, throughput
 
 
 def main() -> int:
     for name, mod in (("throughput", throughput), ("scoring", scoring), ("state size", state_size), ("lookup latency", lookup), ("beam vs reference", beam),
-                      ("pyflink vs reference", flink),
+                      ("pyflink vs reference", flink), ("pyflink crash and recovery", recovery),
                       ("shift detection", shifts), ("segments", segments)):
         print(f"\n## {name}\n", flush=True)
         mod.main([])
