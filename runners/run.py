@@ -318,6 +318,10 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         print("run: the Flink runner reads a .frames file or Kafka (--kafka-bootstrap); privacy requests run on "
               "the reference runner", file=sys.stderr)
         return 2
+    if args.idle_exit is not None:
+        print("run: --idle-exit is the reference runner's; a Flink run on Kafka ends with --bounded, or Ctrl-C",
+              file=sys.stderr)
+        return 2
     if not args.kafka_bootstrap and (args.bounded or args.from_checkpoint):
         print("run: --bounded and --from-checkpoint are for Kafka runs (a file run is bounded and starts afresh)",
               file=sys.stderr)
