@@ -210,8 +210,7 @@ def _functions():
             from transforms.events import Ev
             from transforms.watermarks import NO_WATERMARK
 
-            key = ctx.get_current_key()
-            ev, arrival_wm = value[1]
+            key, (ev, arrival_wm) = value  # the key rides in the record: no call into Java for it
             before = self._load(key)
             st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if arrival_wm is None else arrival_wm)
             if not outs:  # accepted: buffered until the watermark passes it; only the event list changed
