@@ -36,8 +36,8 @@ def add_arguments(p) -> None:
     p.add_argument("--bounded", action="store_true",
                    help="flink + Kafka: read up to the end offsets seen at start, then finish")
     p.add_argument("--from-checkpoint", metavar="PATH|latest",
-                   help="flink + Kafka: resume from a checkpoint or savepoint (latest: the newest under "
-                        "engine.checkpoint_dir)")
+                   help="flink + Kafka: resume from a checkpoint or savepoint (latest: the newest checkpoint "
+                        "under engine.checkpoint_dir or savepoint beside it; drained savepoints are refused)")
     p.add_argument("--idle-exit", type=float, default=None,
                    help="Kafka: stop after this many seconds without a message (default: run until stopped)")
     p.add_argument("--out-dir", type=Path, default=Path(".shiftstream-out"),
