@@ -9,15 +9,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs import beam_pipeline
-from jobs.redis_sink import RedisSink
-from jobs.reference import ReferenceJob
-from runners.local import LocalRedis
-from runners.simulate import write_outputs
-from runners.simulator import SimConfig, simulate
-from schemas import read_frames
-from transforms.config import load_config
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs import beam_pipeline
+from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.jobs.reference import ReferenceJob
+from shiftstream.runners.local import LocalRedis
+from shiftstream.runners.simulate import write_outputs
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.schemas import read_frames
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 
 def main(argv=None) -> int:

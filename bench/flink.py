@@ -19,19 +19,19 @@ import threading
 import time
 from pathlib import Path
 
-from jobs.redis_sink import RedisSink
-from jobs.testing import create_topic, run_reference
-from runners.local import LocalKafka, LocalRedis
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec, write_frames
-from transforms.config import load_config
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.jobs.testing import create_topic, run_reference
+from shiftstream.runners.local import LocalKafka, LocalRedis
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec, write_frames
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli(*args: str, **kw):
-    return subprocess.run([sys.executable, "-m", "runners.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           **kw)
 
 
@@ -76,7 +76,7 @@ def latency(sim, bootstrap: str, redis_url: str, rate: float, seconds: float, wo
     cfg.write_text(f"batching:\n  flush_interval: 20ms\nengine:\n  checkpoint_dir: {work / 'ckpt'}\n"
                    f"kafka:\n  group_id: lat-{work.name}\n  decisions_topic: lat-decisions\n  dead_letter_topic: lat-dead\n"
                    "  late_topic: lat-late\n")
-    job = subprocess.Popen([sys.executable, "-m", "runners.cli", "run", "--runner", "flink", "--kafka-bootstrap",
+    job = subprocess.Popen([sys.executable, "-m", "shiftstream.runners.cli", "run", "--runner", "flink", "--kafka-bootstrap",
                             bootstrap, "--topic", topic, "--redis-url", redis_url, "--models", "none",
                             "--config", str(cfg)], cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                            stderr=open(work / "lat.log", "w"))

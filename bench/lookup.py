@@ -14,13 +14,13 @@ import time
 
 import redis
 
-from jobs.redis_sink import RedisSink
-from runners.local import LocalRedis
+from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.runners.local import LocalRedis
 
 
 def _decision(i: int) -> dict:
-    from transforms.config import load_config
-    from transforms.features import feature_names
+    from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.features import feature_names
 
     names = feature_names(load_config())
     return {"user_key": f"{i:032x}", "segment": "general", "ml_segment": None,

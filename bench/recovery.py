@@ -17,11 +17,11 @@ from pathlib import Path
 
 import redis
 
-from jobs.testing import create_topic, redis_decisions, run_reference
-from runners.local import LocalKafka, LocalRedis
-from runners.simulate import produce
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec
+from shiftstream.jobs.testing import create_topic, redis_decisions, run_reference
+from shiftstream.runners.local import LocalKafka, LocalRedis
+from shiftstream.runners.simulate import produce
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "kafka:\n  group_id: recovery\n")
 
         def job(*extra, **kw):
-            return subprocess.Popen([sys.executable, "-m", "runners.cli", "run", "--runner", "flink",
+            return subprocess.Popen([sys.executable, "-m", "shiftstream.runners.cli", "run", "--runner", "flink",
                                      "--kafka-bootstrap", k.bootstrap, "--topic", "events", "--redis-url", r.url,
                                      "--models", "none", "--config", str(conf), *extra], cwd=ROOT,
                                     start_new_session=True, text=True, **kw)

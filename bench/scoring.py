@@ -12,15 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.reference import ReferenceJob
-from jobs.testing import MemorySink
-from models.scorer import ModelSet, Scorer
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec
-from transforms.config import load_config
-from transforms.decisions import snapshot
-from transforms.features import feature_names
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs.reference import ReferenceJob
+from shiftstream.jobs.testing import MemorySink
+from shiftstream.models.scorer import ModelSet, Scorer
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.decisions import snapshot
+from shiftstream.transforms.features import feature_names
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.transforms.watermarks import END_OF_TIME
 
 
 def _per_row(fn, rows, batch: int, reps: int) -> float:
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     tmp = None
     models = a.models
     if models is None:
-        from models.train import train_all
+        from shiftstream.models.train import train_all
 
         tmp = tempfile.TemporaryDirectory()
         models = Path(tmp.name)
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     job = ReferenceJob(cfg, MemorySink(), Pseudonymiser(DEV_KEY))
     for r in sim.events:
         job.on_record(r)
-    job.fire(2**62)
+    job.fire(END_OF_TIME)
     rows = [snapshot(st, k, cfg) for k, st in job.states.items() if st.profile.events][:1024]
     print(f"scoring {len(rows)} decision rows with model set {live.version} "
           f"({', '.join(sorted(live.models))}), one intra-op thread")
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         for m in msgs:
             j.on_message(m)
         j.finish()
-        return (time.perf_counter() - t) / len(msgs) * 1e6, j.stats["decisions"] / len(msgs)
+        return (time.perf_counter() - t) / len(msgs) * 1e6, j.stats["decisions_written"] / len(msgs)
 
     base, per = run(None)
     scored, _ = run(Scorer(models, names, log=lambda m: None))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from jobs.testing import run_reference
-from runners.simulator import SimConfig, simulate
-from transforms.config import load_config
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs.testing import run_reference
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 
 def confusion(users: int, events: int, seed: int, per_session: bool = False):

@@ -13,10 +13,10 @@ import statistics
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 
-from runners.simulator import SimConfig, simulate
-from transforms.config import Config, load_config
-from transforms.events import CODE, INTEREST_WEIGHT
-from transforms.shift import ShiftDetector, alpha
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.transforms.config import Config, load_config
+from shiftstream.transforms.events import CODE, INTEREST_WEIGHT
+from shiftstream.transforms.shift import ShiftDetector, alpha
 
 HOUR = 3_600_000
 

@@ -9,12 +9,12 @@ import pickle
 import statistics
 from collections import defaultdict
 
-from jobs.testing import run_reference
-from runners.simulator import SimConfig, simulate
-from transforms.config import load_config
-from transforms.core import Core
-from transforms.events import Ev
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs.testing import run_reference
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.core import Core
+from shiftstream.transforms.events import Ev
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 
 def main(argv=None) -> int:

@@ -11,15 +11,16 @@ import gc
 import os
 import time
 
-from jobs.redis_sink import RedisSink
-from jobs.reference import ReferenceJob
-from jobs.testing import MemorySink
-from runners.local import LocalRedis
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec
-from transforms.config import load_config
-from transforms.decisions import Renderer, snapshot
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.jobs.reference import ReferenceJob
+from shiftstream.jobs.testing import MemorySink
+from shiftstream.runners.local import LocalRedis
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.decisions import Renderer, snapshot
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.transforms.watermarks import END_OF_TIME
 
 
 class NullSink:
@@ -60,7 +61,7 @@ def measure(events: int = 200_000, users: int = 2000, seed: int = 1) -> dict:
         job.flush = lambda: job.dirty.clear()  # no decisions rendered: accept/advance only
         for r in records:
             job.on_record(r)
-        job.fire(2**62)
+        job.fire(END_OF_TIME)
 
     out["core (accept + advance)"] = n / _timed(core_only)
     holder = {}
@@ -75,14 +76,14 @@ def measure(events: int = 200_000, users: int = 2000, seed: int = 1) -> dict:
 
     out["core + decisions rendered"] = n / _timed(core_and_decisions)
     job = holder["job"]
-    out["decisions per event"] = job.stats["decisions"] / n
+    out["decisions per event"] = job.stats["decisions_written"] / n
     renderer = Renderer(cfg)
     rows = [snapshot(st, k, cfg) for k, st in job.states.items() if st.profile.events]
     decisions = renderer.render(rows, 0)
     batches = [decisions[i:i + 256] for i in range(0, len(decisions), 256)]
     with LocalRedis() as redis:
         sink = RedisSink(redis.url)
-        reps = max(1, job.stats["decisions"] // max(1, len(decisions)))
+        reps = max(1, job.stats["decisions_written"] // max(1, len(decisions)))
 
         def redis_only():
             for _ in range(reps):

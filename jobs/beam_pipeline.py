@@ -14,7 +14,6 @@ against what the user's own timers have already applied.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import apache_beam as beam
@@ -25,17 +24,20 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.config import Config
-from transforms.core import Core
-from transforms.deadletters import dead_letter
-from transforms.events import Ev, check_record, from_record
-from transforms.outputs import Blocked, Changed, Duplicate, Erased, Late, SessionClosed, ShiftDetected
-from transforms.pseudonyms import Pseudonymiser
-from transforms.state import UserState
-from transforms.watermarks import NO_WATERMARK, Watermarks
+from shiftstream.transforms.config import Config
+from shiftstream.transforms.core import Core
+from shiftstream.transforms.decisions import Row, snapshot
+from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
+from shiftstream.transforms.events import Ev
+from shiftstream.transforms.ingest import Arrival
+from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS
+from shiftstream.transforms.pseudonyms import Pseudonymiser
+from shiftstream.transforms.state import UserState
+from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
+
+from .ingest import ingest_for
 
 DEAD, LATE = "dead_letters", "late"
-END_OF_TIME = 2**62
 RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")  # the first is the default: it reports timer metrics
 
 
@@ -43,46 +45,42 @@ def _ts(ms: int) -> Timestamp:
     return Timestamp(micros=ms * 1000)
 
 
+class BeamCounts(Counts):
+    """The contract's counters, mirrored into Beam metrics (namespace `shiftstream`)."""
+
+    def inc(self, name: str, n: int = 1) -> None:
+        c = self.get(name)
+        if c is None:
+            c = self[name] = Metrics.counter("shiftstream", name)
+        c.inc(n)
+
+
 class ReadEvents(beam.DoFn):
-    """One element per file: its events in file order, pseudonymised, stamped; bad records to dead letters."""
+    """One element per file: its events in file order through the core's `Ingest` (pseudonymised, stamped with
+    the source watermark at arrival); bad records to dead letters."""
 
     def __init__(self, cfg: Config, key: bytes):
         self.cfg, self.key = cfg, key
 
     def setup(self):
         self.pseudonymise = Pseudonymiser(self.key)
-        self.dead = Metrics.counter("shiftstream", "dead_letters")
+        self.counts = BeamCounts()
 
     def process(self, path: str):
-        from schemas import MemoryRegistry, WireCodec, read_container, read_frames
-        from schemas.errors import DecodeError
+        from shiftstream.schemas import read_container, read_frames
 
-        wm = Watermarks(self.cfg.event_time.allowed_lateness, self.cfg.event_time.watermark_idleness)
+        ingest = ingest_for(self.cfg, self.pseudonymise)  # one source: one watermark per file
         p = Path(path)
         if p.suffix == ".frames":
-            wire = WireCodec(MemoryRegistry(), "interaction")
-            items = ((m, None) for m in read_frames(p))
+            arrivals = (ingest.message(m, 0, i) for i, m in enumerate(read_frames(p)))
         else:
-            wire = None
-            items = ((None, r) for r in read_container(p, "interaction"))
-        for offset, (raw, rec) in enumerate(items):
-            if rec is None:
-                try:
-                    rec = wire.decode(raw)
-                except DecodeError as exc:
-                    self.dead.inc()
-                    yield beam.pvalue.TaggedOutput(DEAD, dead_letter(exc, raw, self.pseudonymise, "events", 0, offset,
-                                                                      int(time.time() * 1000)))
-                    continue
-            problem = check_record(rec, int(time.time() * 1000) + self.cfg.event_time.max_future_skew)
-            if problem is not None:
-                self.dead.inc()
-                yield beam.pvalue.TaggedOutput(DEAD, dead_letter(problem, raw, self.pseudonymise, "events", 0, offset,
-                                                                  int(time.time() * 1000)))
+            arrivals = (ingest.record(r, 0, i) for i, r in enumerate(read_container(p, "interaction")))
+        for a in arrivals:
+            if type(a) is not Arrival:
+                self.counts.reason(DEAD_LETTERS, a.reason)
+                yield beam.pvalue.TaggedOutput(DEAD, a.record)
                 continue
-            ev = from_record(rec)
-            yield TimestampedValue((self.pseudonymise(rec["user_id"]), (tuple(ev), wm.observe(ev.ts))),
-                                   ev.ts / 1000)
+            yield TimestampedValue((a.key, (tuple(a.event), a.watermark)), a.event.ts / 1000)
 
 
 class RunCore(beam.DoFn):
@@ -94,19 +92,17 @@ class RunCore(beam.DoFn):
     def __init__(self, cfg: Config, bounded: bool = False):
         self.cfg = cfg
         self.bounded = bounded
-        self.counters = {}
 
     def setup(self):
         self.core = Core(self.cfg)
-        from transforms.decisions import snapshot
+        self.out: list = []
+        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late), BeamCounts())
 
-        self.snapshot = snapshot
+    def _due(self, key: str) -> None:
+        self.out.append((key, tuple(snapshot(self._st, key, self.cfg))))
 
-    def _count(self, name: str) -> None:
-        c = self.counters.get(name)
-        if c is None:
-            c = self.counters[name] = Metrics.counter("shiftstream", name)
-        c.inc()
+    def _late(self, record: dict) -> None:
+        self.out.append(beam.pvalue.TaggedOutput(LATE, record))
 
     def _load(self, state) -> UserState | None:
         d = state.read()
@@ -121,34 +117,19 @@ class RunCore(beam.DoFn):
         if nt is not None:
             timer.set(_ts(nt))
 
-    def _emit(self, key: str, st: UserState | None, outs: list):
-        for o in outs:
-            t = type(o)
-            if t is Changed:
-                self._count("decisions_due")
-                yield key, tuple(self.snapshot(st, key, self.cfg))
-            elif t is Late:
-                self._count("late")
-                yield beam.pvalue.TaggedOutput(LATE, {"key": o.key, "event": o.event._asdict(),
-                                                      "watermark": o.watermark})
-            elif t is Duplicate:
-                self._count("duplicates")
-            elif t is SessionClosed:
-                self._count("sessions")
-            elif t is ShiftDetected:
-                self._count("shifts")
-            elif t is Blocked:
-                self._count(f"blocked_{o.reason}")
-            elif t is Erased:
-                self._count(f"purged_{o.reason}")
+    def _emit(self, st: UserState | None, outs: list):
+        self._st = st
+        self.dispatch(outs)
+        out, self.out = self.out, []
+        return out
 
     def process(self, element, state=beam.DoFn.StateParam(STATE), timer=beam.DoFn.TimerParam(TIMER)):
         key, (ev, arrival_wm) = element
-        self._count("events")
+        self.dispatch.counts.inc(EVENTS)
         st, outs = self.core.accept(self._load(state), key, Ev(*ev),
                                     NO_WATERMARK if arrival_wm is None else arrival_wm)
         self._store(st, state, timer)
-        yield from self._emit(key, st, outs)
+        yield from self._emit(st, outs)
 
     @on_timer(TIMER)
     def advance(self, key=beam.DoFn.KeyParam, ts=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(STATE),
@@ -159,7 +140,7 @@ class RunCore(beam.DoFn):
         # bounded input: the watermark only moves, to +inf, once every element is in, so go to the end at once
         st, outs = self.core.advance(st, key, END_OF_TIME if self.bounded else int(ts.micros // 1000))
         self._store(st, state, timer)
-        yield from self._emit(key, st, outs)
+        yield from self._emit(st, outs)
 
 
 class WriteDecisions(beam.DoFn):
@@ -169,18 +150,16 @@ class WriteDecisions(beam.DoFn):
         self.cfg, self.models_dir = cfg, models_dir
 
     def setup(self):
-        from jobs.writer import DecisionWriter
+        from .writer import DecisionWriter
 
         self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
         self.sink = self.writer.sink
-        self.written = Metrics.counter("shiftstream", "decisions_written")
+        self.counts = BeamCounts()
 
     def start_bundle(self):
         self.rows = {}
 
     def process(self, element):
-        from transforms.decisions import Row
-
         key, row = element
         self.rows[key] = Row(*row)
         if len(self.rows) >= self.cfg.batching.micro_batch_size:
@@ -191,7 +170,7 @@ class WriteDecisions(beam.DoFn):
             return
         rows = list(self.rows.values())
         self.rows = {}
-        self.written.inc(self.writer.write(rows))
+        self.counts.inc(DECISIONS, self.writer.write(rows))
 
     def finish_bundle(self):
         self._flush()

@@ -76,6 +76,12 @@ class RedisSink:
         self.deleted = 0
         self._connect()
 
+    @classmethod
+    def from_config(cls, cfg) -> "RedisSink":
+        """The sink the config's `redis` section describes (every engine builds it this way)."""
+        r = cfg.redis
+        return cls(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix)
+
     def _connect(self) -> None:
         self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
-from transforms.config import Config, load_config
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.transforms.config import Config, load_config
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 from .reference import Outputs, ReferenceJob
 
@@ -78,6 +78,12 @@ def run_reference(events: Iterable[dict], cfg: Config | None = None, privacy: It
         job.on_privacy(p)
     job.finish()
     return job, sink, cap
+
+
+def run_events(events: Iterable[dict], cfg: Config | None = None, key: bytes = DEV_KEY) -> dict[str, dict]:
+    """The decisions for a batch of Interaction records, by user key (pseudonym): the core embedded in one call."""
+    _, sink, _ = run_reference(events, cfg, key=key)
+    return sink.decisions
 
 
 def redis_decisions(url: str, prefix: str = "ss:d:") -> dict[str, dict]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from transforms.config import Config
-from transforms.decisions import Renderer, Row
+from shiftstream.transforms.config import Config
+from shiftstream.transforms.decisions import Renderer, Row
 
 
 class DecisionWriter:
@@ -20,14 +20,13 @@ class DecisionWriter:
     @classmethod
     def for_config(cls, cfg: Config, models_dir: str | None = None) -> "DecisionWriter":
         """A writer on a new Redis sink from the config, with the models directory's scorer if one is given."""
-        from jobs.redis_sink import RedisSink
+        from shiftstream.jobs.redis_sink import RedisSink
 
-        r = cfg.redis
-        sink = RedisSink(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix)
+        sink = RedisSink.from_config(cfg)
         scorer = None
         if models_dir:
-            from models.scorer import Scorer
-            from transforms.features import feature_names
+            from shiftstream.models.scorer import Scorer
+            from shiftstream.transforms.features import feature_names
 
             scorer = Scorer(models_dir, feature_names(cfg), cfg.models.reload_interval, cfg.models.intra_op_threads)
         return cls(cfg, sink, scorer)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transforms.config import Config
-from transforms.core import Core
-from transforms.events import INTEREST_WEIGHT, PURCHASE, check_record, from_record
-from transforms.features import feature_names, feature_row, recent_categories
+from shiftstream.transforms.config import Config
+from shiftstream.transforms.core import Core
+from shiftstream.transforms.events import INTEREST_WEIGHT, PURCHASE, check_record, from_record
+from shiftstream.transforms.features import feature_names, feature_row, recent_categories
 
 SEQ_LEN = 10
 

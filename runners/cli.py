@@ -6,7 +6,7 @@ import sys
 
 
 def _config_check(args) -> int:
-    from transforms.config import ConfigError, load_config
+    from shiftstream.transforms.config import ConfigError, load_config
 
     try:
         cfg = load_config(args.file)
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runner", choices=["reference", "flink"], default="reference",
                    help="reference (default) or flink: the PyFlink job on a local mini-cluster, thread mode, with the "
                         "models (privacy requests are left out: they run on the reference runner)")
-    p.set_defaults(func=lambda a: __import__("runners.demo", fromlist=["main"]).main(a))
+    p.set_defaults(func=lambda a: __import__("shiftstream.runners.demo", fromlist=["main"]).main(a))
     return parser
 
 

@@ -15,7 +15,7 @@ from .simulator import SimConfig, simulate
 def main(args) -> int:
     from . import run
     from .lookup import lookup
-    from transforms.pseudonyms import Pseudonymiser, key_from_settings
+    from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
     work = Path(args.workdir)
     with ExitStack() as stack:
@@ -33,8 +33,8 @@ def main(args) -> int:
               f"{c['malformed']} malformed, {c['privacy']} privacy requests) -> {paths['events']}")
         models = work / "models"
         if not (models / "LIVE").exists():
-            from models.train import train_all
-            from transforms.config import load_config
+            from shiftstream.models.train import train_all
+            from shiftstream.transforms.config import load_config
 
             t1 = time.perf_counter()
             history = simulate(SimConfig(users=args.users, events=args.events // 2, seed=args.seed + 1000))

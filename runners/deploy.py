@@ -1,12 +1,12 @@
 """`shiftstream deploy`: a standalone Flink cluster from the PyFlink wheel's distribution, and the job on it.
 
     shiftstream deploy start [--slots N]              JobManager + TaskManager as separate processes, on loopback
-    shiftstream deploy submit --kafka-bootstrap B --topic T [--from-savepoint PATH]   `flink run -d -py jobs/flink_job.py`
+    shiftstream deploy submit --kafka-bootstrap B --topic T [--from-savepoint PATH]   `flink run -d -py jobs/flink/main.py`
     shiftstream deploy list                            the cluster's jobs (REST)
     shiftstream deploy stop JOB_ID [--drain]          `flink stop --savepointPath ...`: prints the savepoint to resume from
     shiftstream deploy shutdown                        stop the TaskManager and the JobManager
 
-The same `flink run -py jobs/flink_job.py -- ...` submits the job to any Flink 2.3 cluster whose Python has this
+The same `flink run -py jobs/flink/main.py -- ...` submits the job to any Flink 2.3 cluster whose Python has this
 project installed (README: "Submitting to your own cluster").
 """
 from __future__ import annotations
@@ -22,12 +22,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from jobs.flink_job import JOB_ARGUMENTS, add_job_arguments, flink_conf, mark_drained, resumable
-from runners.local import free_port
-from transforms.config import Config, load_config
+from shiftstream.jobs.flink.environment import flink_conf, import_root
+from shiftstream.jobs.flink.main import JOB_ARGUMENTS, add_job_arguments
+from shiftstream.jobs.flink.savepoints import mark_drained, resumable
+from shiftstream.runners.local import free_port
+from shiftstream.transforms.config import Config, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
-JOB_SCRIPT = ROOT / "jobs" / "flink_job.py"
+ROOT = import_root()
+JOB_SCRIPT = Path(__file__).resolve().parent.parent / "jobs" / "flink" / "main.py"
 
 
 def flink_home() -> Path:
@@ -174,7 +176,7 @@ class Cluster:
             return json.loads(r.read())
 
     def submit(self, job_args: list[str], savepoint: str | None = None) -> str:
-        """`flink run -d -py jobs/flink_job.py`; returns the job id."""
+        """`flink run -d -py jobs/flink/main.py`; returns the job id."""
         args = ["flink", "run", "-d"] + (["-s", savepoint] if savepoint else []) + \
             ["-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(JOB_SCRIPT), *job_args]
         r = self._bin(*args)
@@ -217,8 +219,8 @@ def add_arguments(p) -> None:
     s.add_argument("--slots", type=int, default=1)
     s.add_argument("--config", help="YAML config (checkpoint interval and mode, execution mode)")
     s.add_argument("--flink-mode", choices=["thread", "process"])
-    s = sub.add_parser("submit", help="submit the job (flink run -d -py jobs/flink_job.py)")
-    add_job_arguments(s, bootstrap_required=True)
+    s = sub.add_parser("submit", help="submit the job (flink run -d -py jobs/flink/main.py)")
+    add_job_arguments(s)
     s.add_argument("--from-savepoint", metavar="PATH")
     sub.add_parser("list", help="the cluster's jobs")
     s = sub.add_parser("stop", help="stop a job with a savepoint; prints its path")

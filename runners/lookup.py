@@ -7,8 +7,8 @@ import time
 
 import redis
 
-from jobs.redis_sink import decision_from_hash
-from transforms.pseudonyms import Pseudonymiser, key_from_settings
+from shiftstream.jobs.redis_sink import decision_from_hash
+from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
 from .run import settings
 

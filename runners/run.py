@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import json
 import signal
-from collections import deque
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from jobs.redis_sink import RedisSink
-from jobs.reference import Outputs, ReferenceJob
-from schemas import read_container, read_frames
-from transforms.config import Config, load_config
-from transforms.pseudonyms import Pseudonymiser, key_from_settings
+from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.jobs.reference import Outputs, ReferenceJob
+from shiftstream.schemas import read_container, read_frames
+from shiftstream.transforms.config import Config, load_config
+from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
 
 def add_arguments(p) -> None:
@@ -58,8 +57,8 @@ def models_dir(args, cfg: Config) -> Path | None:
 
 
 def make_scorer(args, cfg: Config):
-    from models.scorer import Scorer
-    from transforms.features import feature_names
+    from shiftstream.models.scorer import Scorer
+    from shiftstream.transforms.features import feature_names
 
     d = models_dir(args, cfg)
     if d is None:
@@ -97,7 +96,7 @@ def _read_privacy(path: Path | None) -> list[dict]:
     if path is None or not path.exists():
         return []
     if path.suffix == ".frames":
-        from schemas import MemoryRegistry, WireCodec
+        from shiftstream.schemas import MemoryRegistry, WireCodec
 
         wire = WireCodec(MemoryRegistry(), "privacy_request")
         return sorted((wire.decode(m) for m in read_frames(path)), key=lambda r: r["ts"])
@@ -141,86 +140,6 @@ def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool)
     bar.close()
 
 
-class CommitPoints:
-    """Per partition, the offsets consumed and their events' times. The safe commit point is the first offset
-    whose event the watermark has not passed yet: every decision before it is written, none after it is assumed."""
-
-    def __init__(self):
-        self.parts: dict[tuple[str, int], deque] = {}
-        self.committed: dict[tuple[str, int], int] = {}
-
-    def add(self, topic: str, partition: int, offset: int, ts: int | None) -> None:
-        """ts None: done at once (a dead letter, a privacy request)."""
-        self.parts.setdefault((topic, partition), deque()).append((offset, -(2**63) if ts is None else ts))
-
-    def due(self, watermark: int) -> list:
-        from confluent_kafka import TopicPartition
-
-        out = []
-        for (topic, part), q in self.parts.items():
-            last = None
-            while q and q[0][1] <= watermark:
-                last = q.popleft()[0]
-            point = q[0][0] if q else (last + 1 if last is not None else None)
-            if point is not None and point != self.committed.get((topic, part)):
-                self.committed[(topic, part)] = point
-                out.append(TopicPartition(topic, part, point))
-        return out
-
-
-def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
-              idle_exit: float | None, progress: bool) -> None:
-    """Consume events and privacy requests; offsets are committed only up to events whose decisions are written."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": cfg.kafka.group_id,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": 6000})
-    consumer.subscribe([topic, privacy_topic])
-    stop = {"now": False}
-
-    def _stop(*_):
-        stop["now"] = True
-
-    old = signal.signal(signal.SIGTERM, _stop)
-    points = CommitPoints()
-
-    def commit() -> None:
-        job.sink.flush()  # every reply read: the decisions before the watermark are in Redis
-        due = points.due(job.applied_through)
-        if due:
-            consumer.commit(offsets=due, asynchronous=False)
-
-    job.on_flush = commit
-    last_msg = time.monotonic()
-    try:
-        while not stop["now"]:
-            msgs = consumer.consume(1000, 0.2)
-            now = time.monotonic()
-            if not msgs:
-                job.idle(now)
-                if idle_exit is not None and now - last_msg >= idle_exit:
-                    break
-                continue
-            last_msg = now
-            for m in msgs:
-                if m.error():
-                    continue
-                if m.topic() == privacy_topic:
-                    job.on_privacy_message(m.value(), m.partition(), m.offset())
-                    points.add(m.topic(), m.partition(), m.offset(), None)
-                else:
-                    ts = job.on_message(m.value(), m.partition(), m.offset())
-                    points.add(m.topic(), m.partition(), m.offset(), ts)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        job.finish()
-        commit()
-        consumer.close()
-
-
 def redis_reachable(cfg: Config) -> bool:
     """Fail fast and clearly, before an engine starts its workers."""
     try:
@@ -238,7 +157,7 @@ def run_beam(args, cfg: Config, key: bytes) -> int:
               "run time, and privacy requests need an order Beam does not give (use --runner reference)",
               file=sys.stderr)
         return 2
-    from jobs.beam_pipeline import run
+    from shiftstream.jobs.beam_pipeline import run
 
     if not redis_reachable(cfg):
         return 1
@@ -254,61 +173,6 @@ def run_beam(args, cfg: Config, key: bytes) -> int:
     print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters and late events in "
           f"{args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
     return 0
-
-
-def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
-    """Messages in each topic (the sum of its partitions' end offsets; -1 for a topic that does not exist)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "shiftstream-inspect", "enable.auto.commit": False})
-    try:
-        md = c.list_topics(timeout=10)
-        out = {}
-        for t in topics:
-            parts = md.topics.get(t)
-            if parts is None or parts.error is not None:
-                out[t] = -1
-                continue
-            out[t] = sum(c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for p in parts.partitions)
-        return out
-    finally:
-        c.close()
-
-
-def wait_checkpoints(checkpoint_dir: str, job_id: str, n: int, client=None, timeout_s: float = 300) -> None:
-    """Until the job `job_id` has completed n checkpoints of its own under checkpoint_dir."""
-    from jobs.flink_job import local_path
-
-    folder = local_path(checkpoint_dir) / job_id
-    deadline = time.monotonic() + timeout_s
-    while len(list(folder.glob("chk-*/_metadata"))) < n:
-        if client is not None and client.get_job_status().result().is_globally_terminal_state():
-            raise RuntimeError(f"the job ended before completing {n} checkpoints")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} completed fewer than {n} checkpoints in {timeout_s}s")
-        time.sleep(0.2)
-
-
-def wait_committed(bootstrap: str, group: str, topic: str, end: int, client=None, poll_s: float = 0.5,
-                   timeout_s: float | None = None) -> None:
-    """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints);
-    client: a JobClient whose job ending first is an error."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while deadline is None or time.monotonic() < deadline:
-            got = sum(max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10))
-            if got >= end:
-                return
-            if client is not None and client.get_job_status().result().is_globally_terminal_state():
-                raise RuntimeError(f"the job ended before reaching offset {end} of {topic}")
-            time.sleep(poll_s)
-        raise TimeoutError(f"committed offsets of {group} on {topic} did not reach {end} within {timeout_s}s")
-    finally:
-        c.close()
 
 
 def run_flink(args, cfg: Config, key: bytes) -> int:
@@ -328,13 +192,15 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         return 2
     if not redis_reachable(cfg):
         return 1
-    from jobs import flink_job
+    from shiftstream.jobs.flink import savepoints, topology
+    from shiftstream.jobs.flink.connectors import KafkaInput
+    from shiftstream.jobs.kafka import topic_ends, wait_committed
 
     d = models_dir(args, cfg)
     mode = args.flink_mode or cfg.engine.execution_mode
     t0 = time.perf_counter()
     if not args.kafka_bootstrap:
-        r = flink_job.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
+        r = topology.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
                                cfg.engine.parallelism)
         elapsed = time.perf_counter() - t0
         print(f"shiftstream run (flink, {r['mode']} mode, mini-cluster): {r['messages']:,} messages in "
@@ -348,13 +214,13 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     restore = args.from_checkpoint
     try:
         if restore == "latest":
-            restore = flink_job.latest_checkpoint(cfg.engine.checkpoint_dir)
+            restore = savepoints.latest_checkpoint(cfg.engine.checkpoint_dir)
             if restore is None:
                 print(f"run: no resumable checkpoint or savepoint under {cfg.engine.checkpoint_dir} (or beside it)",
                       file=sys.stderr)
                 return 1
         elif restore:
-            why = flink_job.resumable(restore)
+            why = savepoints.resumable(restore)
             if why:
                 print(f"run: {why}", file=sys.stderr)
                 return 1
@@ -367,8 +233,8 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         print(f"run: warning: topic {topic} does not exist yet. Until it has partitions the source takes no "
               f"checkpoints (and commits no offsets): create it first", file=sys.stderr)
     before = {t: max(n, 0) for t, n in before.items()}
-    src = flink_job.KafkaInput(args.kafka_bootstrap, topic, k.group_id, bounded=args.bounded)
-    env = flink_job.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
+    src = KafkaInput(args.kafka_bootstrap, topic, k.group_id, bounded=args.bounded)
+    env = topology.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
     print(f"shiftstream run (flink, {mode} mode, mini-cluster): reading {topic} at {args.kafka_bootstrap}"
           + (f", restored from {restore}" if restore else "") + (", to the end offsets" if args.bounded else
           "; Ctrl-C stops with a savepoint"), file=sys.stderr, flush=True)
@@ -385,14 +251,14 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
             # here: once this job has completed checkpoints (each commits the offsets it reached) and the committed
             # offsets reach the end seen at start, stop with a drain (the end of event time: sessions close, the
             # last decisions are written). The drained savepoint is final, not a point to resume from.
-            wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client)
+            savepoints.wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client)
             wait_committed(args.kafka_bootstrap, k.group_id, topic, before[topic], client)
-            drained = flink_job.stop_with_savepoint(client, drain=True)
+            drained = savepoints.stop_with_savepoint(client, drain=True)
         else:
             client.get_job_execution_result().result()
     except KeyboardInterrupt:
         print("run: stopping with a savepoint ...", file=sys.stderr, flush=True)
-        savepoint = flink_job.stop_with_savepoint(client)
+        savepoint = savepoints.stop_with_savepoint(client)
     except Exception as exc:  # a job that failed, a bad restore point: say so without a Java stack on top
         print(f"run: the Flink job failed: {str(exc).strip().splitlines()[0][:500]}", file=sys.stderr)
         return 1
@@ -424,8 +290,7 @@ def main(args) -> int:
         return run_flink(args, cfg, key)
     with ExitStack() as stack:
         try:
-            sink = RedisSink(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.ttl, cfg.redis.in_flight_batches,
-                             shadow_prefix=cfg.redis.shadow_prefix)
+            sink = RedisSink.from_config(cfg)
         except OSError as exc:
             print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
             return 1
@@ -442,6 +307,8 @@ def main(args) -> int:
         job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late), scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
+            from shiftstream.jobs.kafka import run_kafka
+
             run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
                       args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet)
         else:

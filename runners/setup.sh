@@ -29,7 +29,7 @@ done
 stamp="$VENV/.shiftstream-installed"
 want=$(cat requirements.lock setup.py | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/shiftstream" ]; then
-  "$VENV/bin/python" -m runners.jars .jars >/dev/null   # cheap when present: only the hashes are checked
+  "$VENV/bin/python" -m shiftstream.jobs.flink.jars .jars >/dev/null   # cheap when present: only the hashes are checked
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || { echo "setup: creating $VENV with $PY"; "$PY" -m venv "$VENV"; }
@@ -38,6 +38,6 @@ echo "setup: installing Python packages into $VENV (first time: a few minutes)"
 "$VENV/bin/python" -m pip install -q -r requirements.lock
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 "$VENV/bin/python" -m pip check
-"$VENV/bin/python" -m runners.jars .jars   # Kafka connector jars for the PyFlink job, sha256-pinned
+"$VENV/bin/python" -m shiftstream.jobs.flink.jars .jars   # Kafka connector jars for the PyFlink job, sha256-pinned
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -7,7 +7,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from schemas import MemoryRegistry, WireCodec, write_container, write_frames
+from shiftstream.schemas import MemoryRegistry, WireCodec, write_container, write_frames
 
 from .simulator import SimConfig, Simulation, simulate, wire_messages
 

@@ -8,7 +8,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from schemas import codec
+from shiftstream.schemas import codec
+from shiftstream.schemas.varint import read_long
 
 START_TS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
 MIN = 60_000
@@ -285,7 +286,7 @@ def simulate(cfg: SimConfig, progress=None) -> Simulation:
 
 def _malformed(rng: random.Random, events: list[dict], fraction: float) -> list[tuple[int, bytes]]:
     """Broken wire-format messages, each kind the dead-letter path must name, at random arrival positions."""
-    from schemas import MemoryRegistry, WireCodec
+    from shiftstream.schemas import MemoryRegistry, WireCodec
 
     n = int(round(fraction * len(events)))
     if not n or not events:
@@ -308,26 +309,15 @@ def _malformed(rng: random.Random, events: list[dict], fraction: float) -> list[
             # event_type follows the two strings event_id and user_id: rewrite its varint to 99
             p = 0
             for _ in range(2):
-                ln, p2 = _varint(body, p)
+                ln, p2 = read_long(body, p)
                 p = p2 + ln
-            _, p_end = _varint(body, p)
+            _, p_end = read_long(body, p)
             msg = good[:5] + body[:p] + bytes([99 << 1 & 0x7F | 0x80, (99 << 1) >> 7]) + body[p_end:]
         else:
             msg = bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
         out.append((pos, msg))
     out.sort(key=lambda x: x[0])
     return out
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = acc = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        acc |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (acc >> 1) ^ -(acc & 1), pos
-        shift += 7
 
 
 def wire_messages(sim: Simulation, wire) -> Iterator[bytes]:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas import read_container, read_frames
+from shiftstream.schemas import read_container, read_frames
 
 
 def _records(path: Path):
     if path.suffix == ".frames":
-        from schemas import MemoryRegistry, WireCodec
-        from schemas.errors import DecodeError
+        from shiftstream.schemas import MemoryRegistry, WireCodec
+        from shiftstream.schemas.errors import DecodeError
 
         wire = WireCodec(MemoryRegistry(), "interaction")
         for m in read_frames(path):
@@ -38,8 +38,8 @@ def add_train_arguments(p) -> None:
 
 
 def train_main(args) -> int:
-    from models.train import set_pointer, train_all
-    from transforms.config import load_config
+    from shiftstream.models.train import set_pointer, train_all
+    from shiftstream.transforms.config import load_config
 
     cfg = load_config(args.config)
     records = list(_records(args.events))
@@ -89,11 +89,11 @@ def compare(live, shadow, rows) -> dict:
 
 
 def compare_main(args) -> int:
-    from models.dataset import build
-    from models.scorer import ModelSet
-    from transforms.config import load_config
-    from transforms.decisions import Row
-    from transforms.features import feature_names
+    from shiftstream.models.dataset import build
+    from shiftstream.models.scorer import ModelSet
+    from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.decisions import Row
+    from shiftstream.transforms.features import feature_names
 
     cfg = load_config(args.config)
     live_v = args.live or (args.models / "LIVE").read_text().strip()

@@ -12,8 +12,9 @@ import fastavro
 from fastavro import schemaless_reader
 from fastavro.schema import to_parsing_canonical_form
 
-from .codec import AvroCodec, codec
+from .avro import AvroCodec, codec
 from .errors import BadValue, Truncated
+from .varint import read_long_from
 
 
 def write_container(dest: str | Path | IO[bytes], schema: str | AvroCodec, records: Iterable[dict],
@@ -42,17 +43,10 @@ def read_container(src: str | Path | IO[bytes], schema: str | AvroCodec | None =
 
 
 def _long(fo: IO[bytes]) -> int | None:
-    shift = acc = 0
-    while True:
-        b = fo.read(1)
-        if not b:
-            if shift == 0:
-                return None
-            raise Truncated("container file cut short inside a block header")
-        acc |= (b[0] & 0x7F) << shift
-        if not b[0] & 0x80:
-            return (acc >> 1) ^ -(acc & 1)
-        shift += 7
+    try:
+        return read_long_from(fo)
+    except Truncated:
+        raise Truncated("container file cut short inside a block header") from None
 
 
 def _header(fo: IO[bytes]) -> tuple[dict, str, bytes]:

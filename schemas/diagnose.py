@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BadUnionBranch, BadValue, DecodeError, Truncated, UnknownEnumSymbol
+from .varint import read_long
 
 
 class _Reader:
@@ -22,19 +23,13 @@ class _Reader:
         return chunk
 
     def long(self, where: str) -> int:
-        shift = 0
-        acc = 0
-        while True:
-            if self.pos >= len(self.data):
-                raise Truncated(f"varint cut short at {where} (offset {self.pos})")
-            b = self.data[self.pos]
-            self.pos += 1
-            acc |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return (acc >> 1) ^ -(acc & 1)
-            shift += 7
-            if shift > 63:
-                raise BadValue(f"varint longer than 10 bytes at {where}")
+        try:
+            value, self.pos = read_long(self.data, self.pos)
+        except Truncated:
+            raise Truncated(f"varint cut short at {where} (offset {self.pos})") from None
+        except BadValue:
+            raise BadValue(f"varint longer than 10 bytes at {where}") from None
+        return value
 
 
 def _walk(r: _Reader, schema: Any, where: str, named: dict) -> None:

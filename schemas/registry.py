@@ -9,7 +9,7 @@ from typing import Protocol
 
 from fastavro.schema import to_parsing_canonical_form
 
-from .codec import load_schema
+from .avro import load_schema
 from .errors import UnknownSchemaId
 
 PROJECT_SCHEMAS = ("interaction", "privacy_request", "decision")

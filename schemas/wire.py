@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from .codec import AvroCodec, codec
+from .avro import AvroCodec, codec
 from .errors import BadMagicByte, Truncated, UnknownSchemaId
 from .registry import SchemaRegistry
 
@@ -45,3 +45,10 @@ class WireCodec:
         writer = AvroCodec(schema)
         self._writers[sid] = writer
         return writer
+
+
+def wire_codec(registry_url: str, schema: str) -> WireCodec:
+    """The codec for one of our schemas on the registry a config names (`kafka.schema_registry_url`)."""
+    from .registry import registry_from_url
+
+    return WireCodec(registry_from_url(registry_url), schema)

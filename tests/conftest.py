@@ -5,7 +5,13 @@ import shutil
 
 import pytest
 
-from runners.local import LocalKafka, LocalRedis
+from shiftstream.runners.local import LocalKafka, LocalRedis
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start a PyFlink job run last: once PyFlink's Beam-based Python workers have run in this
+    process they replace Beam's own operation factories, and a Beam pipeline started after them fails."""
+    items.sort(key=lambda item: item.get_closest_marker("flink") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +44,23 @@ def kafka_broker():
 @pytest.fixture(scope="session")
 def small_sim():
     """A small deterministic simulation shared by tests that only read it."""
-    from runners.simulator import SimConfig, simulate
+    from shiftstream.runners.simulator import SimConfig, simulate
 
     return simulate(SimConfig(users=120, events=12_000, seed=3))
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory):
+    """One small trained model set (real ONNX graphs, version "m1") shared by the tests that score."""
+    from shiftstream.models.train import train_all
+    from shiftstream.runners.simulator import SimConfig, simulate
+    from shiftstream.transforms.config import load_config
+
+    hist = simulate(SimConfig(users=150, events=15_000, seed=14))
+    d = tmp_path_factory.mktemp("models")
+    train_all(hist.events, load_config(), hist.truth["categories"], d, version="m1", max_rows=3000,
+              n_estimators=10, epochs=1, log=lambda m: None)
+    return d
 
 
 @pytest.fixture(autouse=True)

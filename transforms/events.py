@@ -40,7 +40,7 @@ def check_record(rec: dict, latest_ms: int = 1 << 50):
         if (sd is None or 0.0 <= sd <= 1.0) and (dw is None or dw >= 0) and (hv is None or hv >= 0) \
                 and (pr is None or pr >= 0):
             return None
-    from schemas.errors import BadValue
+    from shiftstream.schemas.errors import BadValue
 
     if not rec.get("event_id"):
         return BadValue("event_id is empty")

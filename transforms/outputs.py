@@ -1,9 +1,27 @@
-"""What the core emits besides new state: one small record type per kind of output."""
+"""What the core emits besides new state: one small record type per kind of output, and the counter names.
+
+Every engine counts with the names below (the same vocabulary in the reference runner's summary, Beam's metrics
+and the Flink job's counts), plus `<name>.<reason>` for the reasons of dead letters, blocked and purged records."""
 from __future__ import annotations
 
 from typing import NamedTuple
 
 from .events import Ev
+
+# counters, one name per concept
+EVENTS = "events"                  # messages that became arrivals (decoded, checked, pseudonymised)
+DEAD_LETTERS = "dead_letters"      # messages that could not be processed (`dead_letters.<reason>` too)
+LATE = "late"                      # arrivals behind the watermark, routed to the late output
+DUPLICATES = "duplicates"          # redeliveries of an event id still pending
+BLOCKED = "blocked"                # refused: consent, erasure, a full buffer (`blocked.<reason>` too)
+SESSIONS = "sessions"              # sessions closed
+SHIFTS = "shifts"                  # preference shifts detected
+DECISIONS_DUE = "decisions_due"    # state changes that call for a new decision (several may share one write)
+DECISIONS = "decisions_written"    # decisions rendered and written
+PURGED = "purged"                  # profiles purged by a privacy request (`purged.<reason>` too)
+PRIVACY = "privacy_requests"       # privacy requests applied
+COUNTERS = (EVENTS, DEAD_LETTERS, LATE, DUPLICATES, BLOCKED, SESSIONS, SHIFTS, DECISIONS_DUE, DECISIONS, PURGED,
+            PRIVACY)
 
 
 class Changed(NamedTuple):
@@ -18,15 +36,20 @@ class Late(NamedTuple):
     event: Ev
     watermark: int
 
+    def record(self) -> dict:
+        """The late output's record (plain data, the same on every engine)."""
+        return {"key": self.key, "event": self.event._asdict(), "watermark": self.watermark}
+
 
 class Duplicate(NamedTuple):
-    """A redelivery of an event id already seen."""
+    """A redelivery of an event id still waiting for the watermark."""
     key: str
     event_id: str
 
 
 class Blocked(NamedTuple):
-    """An event not processed for privacy: no consent, consent revoked, or the user was erased."""
+    """An event refused: no consent, consent revoked, the user was erased, or the user's buffer is full
+    (`reason`: no_consent, consent_revoked, erased, pending_full)."""
     key: str
     event_id: str
     reason: str
@@ -46,6 +69,6 @@ class ShiftDetected(NamedTuple):
 
 
 class Erased(NamedTuple):
-    """The user's profile was purged: delete their decision everywhere."""
+    """The user's profile was purged (`reason`: consent_revoked or erasure): delete their decision everywhere."""
     key: str
     reason: str

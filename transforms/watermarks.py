@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 NO_WATERMARK = -(2**63)
+END_OF_TIME = 2**62  # the watermark at the end of input: every buffered event applies, every session closes
 
 
 class Watermarks:

@@ -1,5 +1,5 @@
-"""The Beam pipeline: the same decisions as the reference runner, and streaming semantics under a TestStream."""
-import json
+"""The Beam pipeline under a TestStream: streaming semantics step by step (its parity with the reference runner is
+in the conformance suite, tests/conformance)."""
 import apache_beam as beam
 import pytest
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
@@ -7,81 +7,16 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that
 from apache_beam.transforms.window import TimestampedValue
 
-from jobs import beam_pipeline
-from jobs.redis_sink import RedisSink
-from jobs.testing import redis_decisions, run_reference, shuffled_in_blocks
-from runners.simulate import write_outputs
-from runners.simulator import SimConfig, simulate
-from schemas import read_frames, write_frames
-from transforms.config import load_config
-from transforms.decisions import Row
-from transforms.events import Ev
-from transforms.features import feature_names
-from transforms.pseudonyms import DEV_KEY
+from shiftstream.jobs import beam_pipeline
+from shiftstream.jobs.testing import redis_decisions
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.decisions import Row
+from shiftstream.transforms.events import Ev
+from shiftstream.transforms.features import feature_names
 
 pytestmark = pytest.mark.slow
 CFG = load_config()
 NAMES = feature_names(CFG)
-
-
-def _reference_into_redis(messages, cfg, scorer=None):
-    sink = RedisSink(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.ttl)
-    job, _, cap = run_reference(messages, cfg, sink=sink, messages=True, scorer=scorer)
-    return job, cap
-
-
-@pytest.fixture(scope="module")
-def shuffled(tmp_path_factory):
-    """Out-of-order (beyond what the simulator does: a local shuffle), duplicated, late and malformed input."""
-    sim = simulate(SimConfig(users=70, events=7000, seed=13, out_of_order=0.2, max_delay_s=90, too_late=0.01,
-                             duplicates=0.05, malformed=0.01, privacy_rate=0))
-    d = tmp_path_factory.mktemp("beam")
-    paths = write_outputs(sim, d / "events.frames", 13)
-    msgs = list(read_frames(paths["events"]))
-    msgs = shuffled_in_blocks(msgs, 8, seed=2)
-    write_frames(d / "shuffled.frames", msgs)
-    return d / "shuffled.frames", msgs
-
-
-def test_beam_gives_the_reference_runners_redis_contents_key_by_key(shuffled, redis_url, tmp_path):
-    path, msgs = shuffled
-    cfg = CFG.replace(**{"redis.url": redis_url})
-    counts = beam_pipeline.run(cfg, [str(path)], DEV_KEY, str(tmp_path))
-    from_beam = redis_decisions(redis_url)
-    import redis
-
-    redis.Redis.from_url(redis_url).flushall()
-    job, cap = _reference_into_redis(msgs, cfg)
-    from_reference = redis_decisions(redis_url)
-    assert len(from_reference) == 70
-    assert from_beam == from_reference
-    s = job.summary()
-    assert s["late"] > 0 and s["duplicates"] > 0 and s["dead_letters"] > 0
-    for k in ("events", "sessions", "shifts", "late", "duplicates", "dead_letters"):
-        assert counts.get(k, 0) == s[k], k
-    late = (tmp_path / "late-events.jsonl").read_text().splitlines()
-    dead = [json.loads(x) for x in (tmp_path / "dead-letters.jsonl").read_text().splitlines()]
-    assert len(late) == s["late"] and sorted(d["reason"] for d in dead) == sorted(d["reason"] for d in cap.dead_letters)
-
-
-def test_beam_with_models_scores_like_the_reference(shuffled, redis_url, tmp_path):
-    from models.scorer import Scorer
-    from models.train import train_all
-
-    hist = simulate(SimConfig(users=150, events=15_000, seed=14))
-    train_all(hist.events, CFG, hist.truth["categories"], tmp_path / "models", version="m1", max_rows=3000,
-              n_estimators=10, epochs=1, log=lambda m: None)
-    path, msgs = shuffled
-    cfg = CFG.replace(**{"redis.url": redis_url})
-    beam_pipeline.run(cfg, [str(path)], DEV_KEY, str(tmp_path), str(tmp_path / "models"))
-    from_beam = redis_decisions(redis_url)
-    import redis
-
-    redis.Redis.from_url(redis_url).flushall()
-    _reference_into_redis(msgs, cfg, Scorer(tmp_path / "models", NAMES, log=lambda m: None))
-    from_reference = redis_decisions(redis_url)
-    assert from_beam == from_reference
-    assert all(d["model_version"] == "clusters:m1;next_interest:m1;propensity:m1" for d in from_beam.values())
 
 
 # -- streaming semantics: a TestStream advances the watermark step by step ---------------------------------------

@@ -12,12 +12,12 @@ import pytest
 import redis
 import yaml
 
-from jobs.testing import create_topic, kafka_messages, redis_decisions, run_reference
-from runners.simulate import produce
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec
+from shiftstream.jobs.testing import create_topic, kafka_messages, redis_decisions, run_reference
+from shiftstream.runners.simulate import produce
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec
 
-pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.flink]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,7 +33,7 @@ def _config(tmp_path: Path, prefix: str, batching: dict | None = None, **engine)
 
 
 def _run(bootstrap, topic, redis_url, config, *extra, timeout=300, **popen):
-    cmd = [sys.executable, "-m", "runners.cli", "run", "--runner", "flink", "--kafka-bootstrap", bootstrap,
+    cmd = [sys.executable, "-m", "shiftstream.runners.cli", "run", "--runner", "flink", "--kafka-bootstrap", bootstrap,
            "--topic", topic, "--redis-url", redis_url, "--models", "none", "--config", str(config), *extra]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, **popen)
@@ -126,7 +126,7 @@ def test_decisions_buffered_at_a_checkpoint_are_written_by_the_restored_flush_ti
     covers it, and the job is SIGKILLed before any flush: Redis is empty. Restored with nothing left to read (no
     event is replayed, no watermark moves, so no event-time timer fires), only the flush timers restored from the
     checkpoint can write decisions: every user's must arrive."""
-    from runners.run import topic_ends, wait_committed
+    from shiftstream.jobs.kafka import topic_ends, wait_committed
 
     _, reference, _ = produced
     cfg = _config(tmp_path, "ft", {"flush_interval": "30s", "micro_batch_size": 100_000}, checkpoint_interval="500ms")

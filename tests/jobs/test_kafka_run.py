@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from jobs.testing import redis_decisions, run_reference
-from runners.simulate import produce
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec
+from shiftstream.jobs.testing import redis_decisions, run_reference
+from shiftstream.runners.simulate import produce
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec
 
 pytestmark = pytest.mark.kafka
 
@@ -18,7 +18,7 @@ def test_kafka_run_matches_a_file_run_and_commits_offsets(kafka_broker, redis_ur
 
     sim = simulate(SimConfig(users=40, events=4000, seed=31, privacy_rate=0))
     sent = produce(sim, kafka_broker.bootstrap, "kr-events", "kr-privacy", rate=None, progress=False)
-    cmd = [sys.executable, "-m", "runners.cli", "run", "--kafka-bootstrap", kafka_broker.bootstrap,
+    cmd = [sys.executable, "-m", "shiftstream.runners.cli", "run", "--kafka-bootstrap", kafka_broker.bootstrap,
            "--topic", "kr-events", "--privacy-topic", "kr-privacy", "--idle-exit", "3", "--redis-url", redis_url, "--models", "none",
            "--out-dir", str(tmp_path), "--quiet"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

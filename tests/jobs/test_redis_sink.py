@@ -2,7 +2,7 @@
 import pytest
 import redis
 
-from jobs.redis_sink import RedisSink, RedisWriteError, decision_from_hash
+from shiftstream.jobs.redis_sink import RedisSink, RedisWriteError, decision_from_hash
 
 DECISION = {"user_key": "k1", "segment": "general", "ml_segment": None,
             "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.0, "at": None},

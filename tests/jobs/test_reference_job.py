@@ -6,13 +6,13 @@ import sys
 import pytest
 import redis
 
-from jobs.redis_sink import RedisSink
-from jobs.testing import MemorySink, redis_decisions, run_reference
-from runners.simulate import write_outputs
-from runners.simulator import SimConfig, simulate
-from schemas import MemoryRegistry, WireCodec
-from transforms.config import load_config
-from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.jobs.testing import MemorySink, redis_decisions, run_reference
+from shiftstream.runners.simulate import write_outputs
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.schemas import MemoryRegistry, WireCodec
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 CFG = load_config()
 
@@ -42,7 +42,7 @@ def test_redis_holds_the_decisions_and_a_replay_leaves_the_same_contents(sim, re
 
 def test_bad_messages_become_dead_letters_and_good_ones_all_arrive(sim):
     wire = WireCodec(MemoryRegistry(), "interaction")
-    from runners.simulator import wire_messages
+    from shiftstream.runners.simulator import wire_messages
 
     msgs = list(wire_messages(sim, wire))
     empty_user = wire.encode({**sim.events[0], "event_id": "x-1", "user_id": ""})
@@ -64,9 +64,9 @@ def test_a_plain_avro_record_without_the_wire_header_keeps_no_payload():
     """Without the wire header the user id cannot be located with certainty, so the payload is not kept."""
     import base64
 
-    from schemas import codec
-    from transforms.deadletters import dead_letter
-    from schemas.errors import BadMagicByte
+    from shiftstream.schemas import codec
+    from shiftstream.transforms.deadletters import dead_letter
+    from shiftstream.schemas.errors import BadMagicByte
 
     body = codec("interaction").encode({"event_id": "e1", "user_id": "user-000123", "event_type": "click", "ts": 5,
                                         **{k: None for k in ("session_hint", "item_id", "category", "price",
@@ -115,7 +115,7 @@ def test_erasure_leaves_no_trace_in_redis_or_the_runner(sim, redis_url):
     for u in victims:
         assert _traces(job, decisions, u, ps(u), client) == []
     assert _traces(job, decisions, users[5], ps(users[5]), client) != []  # the check can find a trace
-    assert job.stats["purged_erasure"] == 3
+    assert job.stats["purged.erasure"] == 3
 
 
 def test_consent_opt_in_and_revoke():
@@ -135,13 +135,13 @@ def test_consent_opt_in_and_revoke():
         "request_id": "r", "user_id": u1, "kind": "consent_revoked", "ts": sim.events[len(sim.events) // 3]["ts"],
         "source": None})])
     assert ps(u1) not in sink.decisions and ps(u0) in sink.decisions
-    assert job.stats["blocked_consent_revoked"] > 0
+    assert job.stats["blocked.consent_revoked"] > 0
 
 
 def test_run_and_lookup_commands(tmp_path, redis_url):
     sim = simulate(SimConfig(users=30, events=3000, seed=12))
     paths = write_outputs(sim, tmp_path / "events.frames", 12)
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "run", "--input", str(paths["events"]), "--privacy",
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "run", "--input", str(paths["events"]), "--privacy",
                         str(paths["privacy"]), "--redis-url", redis_url, "--out-dir", str(tmp_path), "--quiet",
                         "--models", "none"],
                        capture_output=True, text=True)
@@ -151,12 +151,12 @@ def test_run_and_lookup_commands(tmp_path, redis_url):
     assert len(dead) == sim.truth["counts"]["malformed"]
     erased = {p["user_id"] for p in sim.privacy}
     uid = next(u for u in sorted(sim.truth["users"]) if u not in erased)
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "lookup", uid, "--redis-url", redis_url],
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "lookup", uid, "--redis-url", redis_url],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert {"segment", "shift", "top_categories", "features", "event_time", "updated_at"} <= set(d)
     assert set(d["shift"]) >= {"detected", "from_category", "to_category", "score", "at"}
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "lookup", "nobody", "--redis-url", redis_url],
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "lookup", "nobody", "--redis-url", redis_url],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no decision" in r.stderr

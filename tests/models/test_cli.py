@@ -3,12 +3,12 @@ import json
 import subprocess
 import sys
 
-from runners.simulate import write_outputs
-from runners.simulator import SimConfig, simulate
+from shiftstream.runners.simulate import write_outputs
+from shiftstream.runners.simulator import SimConfig, simulate
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "runners.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=300)
 
 

@@ -5,14 +5,14 @@ import shutil
 import numpy as np
 import pytest
 
-from jobs.testing import run_reference
-from models.dataset import build, temporal_split
-from models.manifest import Manifest, ModelError
-from models.scorer import ModelSet, Scorer
-from models.train import export, set_pointer, train_clusters, train_next_interest, train_propensity
-from runners.simulator import CATEGORIES, SimConfig, simulate
-from transforms.config import load_config
-from transforms.features import feature_names
+from shiftstream.jobs.testing import run_reference
+from shiftstream.models.dataset import build, temporal_split
+from shiftstream.models.manifest import Manifest, ModelError
+from shiftstream.models.scorer import ModelSet, Scorer
+from shiftstream.models.train import export, set_pointer, train_clusters, train_next_interest, train_propensity
+from shiftstream.runners.simulator import CATEGORIES, SimConfig, simulate
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.features import feature_names
 
 CFG = load_config()
 NAMES = feature_names(CFG)
@@ -152,7 +152,7 @@ def test_shadow_scores_are_stored_apart_and_never_change_decisions(models_dir, s
     key = next(iter(with_shadow.shadow))
     version, scores = with_shadow.shadow[key]
     assert "propensity:v2" in version and scores["propensity"] != with_shadow.decisions[key]["scores"]["propensity"]
-    from runners.train import compare
+    from shiftstream.runners.train import compare
 
     report = compare(ModelSet.load(models_dir / "v1", NAMES), ModelSet.load(models_dir / "v2", NAMES),
                      _rows(ds))
@@ -162,7 +162,7 @@ def test_shadow_scores_are_stored_apart_and_never_change_decisions(models_dir, s
 
 
 def _rows(ds):
-    from transforms.decisions import Row
+    from shiftstream.transforms.decisions import Row
 
     return [Row("", 0, tuple(map(float, ds.X[i])), [], None, 0.0,
                 [ds.vocabulary[j - 1] for j in ds.seq[i] if j > 0]) for i in range(300)]

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.testing import create_topic, redis_decisions, run_reference
-from runners.deploy import Cluster
-from runners.run import wait_committed
-from runners.simulator import SimConfig, simulate, wire_messages
-from schemas import MemoryRegistry, WireCodec
+from shiftstream.jobs.testing import create_topic, redis_decisions, run_reference
+from shiftstream.runners.deploy import Cluster
+from shiftstream.jobs.kafka import wait_committed
+from shiftstream.runners.simulator import SimConfig, simulate, wire_messages
+from shiftstream.schemas import MemoryRegistry, WireCodec
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _deploy(home, *args):
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "deploy", "--dir", str(home), *args], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "deploy", "--dir", str(home), *args], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return r.stdout
@@ -68,7 +68,7 @@ def test_submit_stop_with_savepoint_resume_and_drain(kafka_broker, redis_url, tm
         wait_committed(kafka_broker.bootstrap, "dep-group", "dep-events", len(msgs), timeout_s=120)
         final = _deploy(home, "stop", job2, "--drain").rsplit("savepoint ", 1)[1].strip()
         # the input has ended: every session closed, the last decisions written; that state is not for resuming
-        refused = subprocess.run([sys.executable, "-m", "runners.cli", "deploy", "--dir", str(home), *submit,
+        refused = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "deploy", "--dir", str(home), *submit,
                                   "--from-savepoint", final], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert refused.returncode == 1 and "drain" in refused.stderr
     finally:

@@ -2,10 +2,10 @@ import time
 
 import pytest
 
-from runners.simulate import produce
-from runners.simulator import SimConfig, simulate
-from schemas import MemoryRegistry, WireCodec
-from schemas.errors import DecodeError
+from shiftstream.runners.simulate import produce
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.schemas import MemoryRegistry, WireCodec
+from shiftstream.schemas.errors import DecodeError
 
 pytestmark = pytest.mark.kafka
 

@@ -5,9 +5,9 @@ from collections import Counter, defaultdict
 
 import fastavro
 
-from runners.simulator import BEHAVIOURS, SimConfig, simulate
-from schemas import MemoryRegistry, WireCodec, read_frames
-from schemas.errors import DecodeError
+from shiftstream.runners.simulator import BEHAVIOURS, SimConfig, simulate
+from shiftstream.schemas import MemoryRegistry, WireCodec, read_frames
+from shiftstream.schemas.errors import DecodeError
 
 
 def test_same_seed_same_events_other_seed_other_events():
@@ -76,7 +76,7 @@ def test_malformed_messages_all_fail_to_decode(small_sim):
 
 def test_cli_writes_files_fastavro_reads_with_the_published_schema(tmp_path):
     out = tmp_path / "events.avro"
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "simulate", "--users", "40", "--events", "3000",
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "simulate", "--users", "40", "--events", "3000",
                         "--seed", "9", "--out", str(out), "--quiet"], capture_output=True, text=True, check=True)
     assert "simulated 3,000 events" in r.stdout
     schema = fastavro.schema.load_schema("schemas/interaction.avsc")
@@ -92,7 +92,7 @@ def test_cli_writes_files_fastavro_reads_with_the_published_schema(tmp_path):
 
 
 def test_frames_output_holds_good_and_bad_messages_in_arrival_order(tmp_path):
-    from runners.simulate import write_outputs
+    from shiftstream.runners.simulate import write_outputs
 
     sim = simulate(SimConfig(users=30, events=2000, seed=4, malformed=0.01))
     write_outputs(sim, tmp_path / "e.frames", 4)

@@ -3,9 +3,9 @@ import copy
 import fastavro
 import pytest
 
-from schemas import AvroCodec, EncodeError, MemoryRegistry, WireCodec, codec, load_schema, read_container, write_container
-from schemas import errors
-from schemas.registry import fingerprint_id
+from shiftstream.schemas import AvroCodec, EncodeError, MemoryRegistry, WireCodec, codec, load_schema, read_container, write_container
+from shiftstream.schemas import errors
+from shiftstream.schemas.registry import fingerprint_id
 
 EVENT = {"event_id": "e1", "user_id": "u1", "event_type": "click", "ts": 1_767_571_200_123, "category": "books",
          "price": 12.5, "dwell_ms": 300, "scroll_depth": 0.5, "device": "mobile", "variant": "books-v1"}

@@ -2,8 +2,8 @@ import io
 
 import pytest
 
-from schemas import read_frames, write_frames
-from schemas.errors import Truncated
+from shiftstream.schemas import read_frames, write_frames
+from shiftstream.schemas.errors import Truncated
 
 
 def test_frames_round_trip_including_empty_messages():

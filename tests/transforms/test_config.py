@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from transforms.config import ConfigError, config_from_dict, load_config, parse_duration
+from shiftstream.transforms.config import ConfigError, config_from_dict, load_config, parse_duration
 
 
 def test_default_file_loads_with_typed_durations():
@@ -51,8 +51,8 @@ def test_all_problems_are_reported_at_once():
 def test_config_check_command(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sessions:\n  gap: soon\n")
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "config", "check", str(bad)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "config", "check", str(bad)], capture_output=True, text=True)
     assert r.returncode == 1 and "sessions.gap" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "runners.cli", "config", "check", "config/default.yaml"],
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "config", "check", "config/default.yaml"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout

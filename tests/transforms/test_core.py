@@ -6,13 +6,14 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from jobs.testing import run_reference
-from runners.simulator import SimConfig, simulate
-from transforms.config import load_config
-from transforms.core import Core
-from transforms.events import Ev, from_record
-from transforms.outputs import Changed, Duplicate, Late, SessionClosed
-from transforms.state import UserState
+from shiftstream.jobs.testing import run_reference
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.core import Core
+from shiftstream.transforms.events import Ev, from_record
+from shiftstream.transforms.outputs import Changed, Duplicate, Late, SessionClosed
+from shiftstream.transforms.state import UserState
+from shiftstream.transforms.watermarks import END_OF_TIME
 
 CFG = load_config()
 LATENESS = CFG.event_time.allowed_lateness
@@ -133,7 +134,7 @@ def test_state_round_trips_mid_stream_and_restored_runs_match(clean):
             state, outs = core.accept(state, "k", e, e.ts - LATENESS)
             state, outs2 = core.advance(state, "k", e.ts - LATENESS)
             outs_all += outs + outs2
-        state, outs = core.advance(state, "k", 2**62)
+        state, outs = core.advance(state, "k", END_OF_TIME)
         return state, outs_all + outs
 
     a, outs_a = run(evs)
@@ -191,9 +192,9 @@ def test_erasure_tombstone_expires_even_when_the_user_keeps_coming():
 
 
 def test_a_refused_event_leaves_no_state_behind():
-    from jobs.testing import run_reference
+    from shiftstream.jobs.testing import run_reference
 
     sim = simulate(SimConfig(users=30, events=1500, seed=2, privacy_rate=0, too_late=0, duplicates=0, malformed=0))
     job, sink, _ = run_reference(sim.events, CFG.replace(**{"privacy.consent_mode": "opt_in"}))
-    assert job.states == {} and sink.decisions == {} and job.stats["blocked_no_consent"] == len(sim.events)
+    assert job.states == {} and sink.decisions == {} and job.stats["blocked.no_consent"] == len(sim.events)
     assert job.pseudonymise.cached_raw_ids() == set()

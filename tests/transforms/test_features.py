@@ -4,10 +4,10 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from transforms.config import load_config
-from transforms.features import feature_names, feature_row, top_categories
-from transforms.profile import Profile
-from transforms.windows import Windows, window_label
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.features import feature_names, feature_row, top_categories
+from shiftstream.transforms.profile import Profile
+from shiftstream.transforms.windows import Windows, window_label
 
 CFG = load_config()
 
@@ -39,7 +39,7 @@ def test_window_labels():
 
 
 def test_affinity_decays_with_half_life_and_diversity_is_entropy():
-    from transforms.events import Ev
+    from shiftstream.transforms.events import Ev
 
     p = Profile(64)
     hl = 1000
@@ -66,8 +66,8 @@ def test_duration_trend_is_the_least_squares_slope():
 
 
 def test_feature_row_matches_names_and_top_categories_apply_the_shift():
-    from transforms.core import Core
-    from transforms.events import Ev
+    from shiftstream.transforms.core import Core
+    from shiftstream.transforms.events import Ev
 
     core = Core(CFG)
     s = None

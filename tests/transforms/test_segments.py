@@ -1,8 +1,8 @@
 import pytest
 
-from transforms.config import Rule, load_config
-from transforms.features import feature_names
-from transforms.segments import RuleError, Segmenter, compile_rule
+from shiftstream.transforms.config import Rule, load_config
+from shiftstream.transforms.features import feature_names
+from shiftstream.transforms.segments import RuleError, Segmenter, compile_rule
 
 CFG = load_config()
 NAMES = feature_names(CFG)
@@ -47,7 +47,7 @@ def test_bad_rules_are_refused_at_load_with_a_clear_error(expr, words):
 def test_duplicate_rule_names_and_config_validation():
     with pytest.raises(RuleError):
         Segmenter([Rule("a", "1 > 0"), Rule("a", "1 > 0")], NAMES)
-    from transforms.config import ConfigError, config_from_dict
+    from shiftstream.transforms.config import ConfigError, config_from_dict
 
     with pytest.raises(ConfigError) as exc:
         config_from_dict({"segments": {"rules": [{"name": "x", "when": "nope > 1"}]}})

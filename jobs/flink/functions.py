@@ -1,0 +1,267 @@
+"""The Flink functions of the job: each maps Flink's state, timers and outputs onto the core's contract.
+
+    Decode   message bytes -> the core's `Ingest` -> (user key, (event tuple, source watermark at arrival));
+             dead letters to their side output
+    RunCore  per user (KeyedProcessFunction): `Core.accept / advance`, `Dispatch` for the outputs, decisions
+             scored and written in micro-batches, published on the main output
+
+Two PyFlink facts shape RunCore (measured here; see the README's PyFlink section):
+- Thread mode runs every Python operator of a TaskManager in one interpreter, one pemja thread state per operator.
+  Two Python operators chained on one task thread give that thread two thread states, and onnxruntime's import
+  (pybind11, PyGILState) then deadlocks in the second one. RunCore, the only operator that loads models, is
+  therefore never chained (`disable_chaining`): it is the only Python operator on its thread.
+- No Python code runs when a checkpoint barrier passes (thread mode calls nothing; process mode finishes the bundle
+  but tells the function nothing). So a user whose decision is buffered also has a processing-time timer in keyed
+  state: the timer flushes the batch within `batching.flush_interval`, and after a restore the restored timers
+  re-render and write every decision a completed checkpoint covered but Redis may not have received.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+from pyflink.common import Types
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from shiftstream.schemas import read_frames, wire_codec
+from shiftstream.transforms.core import Core
+from shiftstream.transforms.decisions import snapshot
+from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
+from shiftstream.transforms.events import Ev
+from shiftstream.transforms.ingest import Arrival
+from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS
+from shiftstream.transforms.pseudonyms import Pseudonymiser
+from shiftstream.transforms.state import UserState
+from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
+
+from ..ingest import ingest_for
+from ..writer import DecisionWriter
+
+MAX_WATERMARK = 2**63 - 1  # Flink's watermark at the end of input (or of a stop with drain)
+DEAD_TAG = OutputTag("dead-letters", Types.PRIMITIVE_ARRAY(Types.BYTE()))
+LATE_TAG = OutputTag("late-events", Types.PRIMITIVE_ARRAY(Types.BYTE()))
+
+
+def _json(record: dict) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def write_counts(counts: dict, counts_dir: str | None, name: str) -> None:
+    """A function's counters at close: to a JSON file in counts_dir (file runs add them up), and to stderr.
+    (The embedded RuntimeContext's subtask index calls a Java method Flink 2.x no longer has, so files are
+    named by a random id.)"""
+    if counts_dir:
+        Path(counts_dir, f"counts-{name}-{uuid.uuid4().hex}.json").write_text(json.dumps(counts))
+    print(f"shiftstream-flink-counts {name} " + json.dumps(counts), file=sys.stderr, flush=True)
+
+
+class EventTime(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp):
+        return value[1][0][0]  # (key, (event tuple, arrival watermark)): the event time
+
+
+class Decode(ProcessFunction):
+    """Message bytes (or a .frames index) -> (user key, (event tuple, source watermark at arrival)); bad bytes
+    -> the dead-letter output with the reason."""
+
+    def __init__(self, cfg, key: bytes, frames: str | None, source: str, counts_dir: str | None = None):
+        self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
+
+    def open(self, ctx: RuntimeContext):
+        self.messages = list(read_frames(self.frames)) if self.frames else None
+        self.ingest = ingest_for(self.cfg, Pseudonymiser(self.key), self.source)
+        self.counts = Counts()
+        self.seen = 0
+
+    def process_element(self, value, ctx):
+        if self.messages is not None:
+            offset, raw = value, self.messages[value]
+        else:  # Kafka: value-only records, so the position is this task's arrival count
+            offset, raw = self.seen, bytes(value)
+        self.seen += 1
+        a = self.ingest.message(raw, 0, offset)
+        if type(a) is not Arrival:
+            self.counts.reason(DEAD_LETTERS, a.reason)
+            yield DEAD_TAG, _json(a.record)
+            return
+        yield a.key, (tuple(a.event), a.watermark)
+
+    def close(self):
+        if hasattr(self, "counts"):
+            write_counts(self.counts, self.counts_dir, "decode")
+
+
+class RunCore(KeyedProcessFunction):
+    """Per user, in keyed state: the UserState without its buffered events (written when the core advances)
+    and the buffered events by id (an accepted event is put, an applied one removed: no rewrite of the
+    buffer per event). Live states are cached between events.
+    Event-time timers advance the core; processing-time timers flush buffered decisions (and rewrite them
+    after a restore)."""
+
+    def __init__(self, cfg, models_dir: str | None, publish: bool, counts_dir: str | None = None):
+        self.cfg, self.models_dir, self.publish, self.counts_dir = cfg, models_dir, publish, counts_dir
+
+    def open(self, ctx: RuntimeContext):
+        self.state = ctx.get_state(ValueStateDescriptor("user_state", Types.PICKLED_BYTE_ARRAY()))
+        self.pending = ctx.get_map_state(MapStateDescriptor("pending_events", Types.STRING(),
+                                                            Types.PICKLED_BYTE_ARRAY()))
+        self.core = Core(self.cfg)
+        self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
+        self.sink = self.writer.sink
+        self.wire = wire_codec(self.cfg.kafka.schema_registry_url, "decision") if self.publish else None
+        self.rows: dict = {}          # user key -> its live state, to be rendered in the next micro-batch
+        self.armed: dict = {}         # user key -> the flush timer this instance registered for it
+        self.timer_at: dict = {}      # user key -> the event-time timer this instance registered last
+        self.cache: dict = {}         # user key -> live UserState (the keyed state holds the same)
+        self.cache_cap = self.cfg.engine.state_cache_users
+        self.interval = self.cfg.batching.flush_interval
+        self.batch = self.cfg.batching.micro_batch_size
+        self.counts = Counts()
+        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late), self.counts)
+        self._out: list = []          # what the outlets produced during one dispatch, yielded after it
+        self._ctx = self._st = None
+
+    # -- state -------------------------------------------------------------------------------------------------
+
+    def _load(self, key):
+        st = self.cache.get(key)
+        if st is not None:
+            return st
+        d = self.state.value()
+        pending = [Ev(*e) for e in self.pending.values()]
+        if d is None and not pending:
+            return None
+        st = UserState.from_dict(d) if d is not None else self.core.new_state()
+        if pending:
+            st.set_pending(pending)
+        self._cache(key, st)
+        if key in self.rows:
+            self.rows[key] = st
+        return st
+
+    def _cache(self, key, st):
+        if self.cache_cap:
+            cache = self.cache
+            if key not in cache and len(cache) >= self.cache_cap:
+                del cache[next(iter(cache))]
+            cache[key] = st
+
+    def _timer(self, key, st, ctx):
+        nt = self.core.next_timer(st)
+        if nt is not None and self.timer_at.get(key) != nt:
+            ctx.timer_service().register_event_time_timer(nt)
+            self.timer_at[key] = nt
+
+    def _store(self, key, st, ctx, applied=()):
+        """After the core advanced: the state without its buffer, and the applied events out of the buffer
+        (None or empty: drop it all)."""
+        if st is None or st.is_empty():
+            self.state.clear()
+            self.pending.clear()
+            self.cache.pop(key, None)
+            self.timer_at.pop(key, None)
+            return
+        self.state.update(st.to_dict(pending=False))
+        if st.pending:
+            for event_id in applied:
+                self.pending.remove(event_id)
+        else:
+            self.pending.clear()
+        self._cache(key, st)
+        self._timer(key, st, ctx)
+
+    # -- outlets -----------------------------------------------------------------------------------------------
+
+    def _due(self, key):
+        self.rows[key] = self._st  # rendered at flush time: one decision per user per micro-batch
+        if key not in self.armed:  # the timer is checkpointed with the state: see the module doc
+            # a decision waits at most the flush interval (on a 10 ms grid, so timers coalesce)
+            ts = self._ctx.timer_service()
+            due = ts.current_processing_time() + self.interval
+            due += -due % 10
+            ts.register_processing_time_timer(due)
+            self.armed[key] = due
+
+    def _late(self, record):
+        self._out.append((LATE_TAG, _json(record)))
+
+    def _emit(self, st, outs, ctx):
+        self._st, self._ctx = st, ctx
+        self.dispatch(outs)
+        if self._out:
+            yield from self._out
+            self._out = []
+        if len(self.rows) >= self.batch:
+            yield from self._flush()
+
+    # -- Flink's calls -----------------------------------------------------------------------------------------
+
+    def process_element(self, value, ctx):
+        key, (ev, arrival_wm) = value  # the key rides in the record: no call into Java for it
+        self.counts.inc(EVENTS)
+        before = self._load(key)
+        st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if arrival_wm is None else arrival_wm)
+        if not outs:  # accepted: buffered until the watermark passes it; only the event list changed
+            self.pending.put(ev[1], ev)
+            if before is None:
+                self._cache(key, st)
+            self._timer(key, st, ctx)
+            return
+        yield from self._emit(st, outs, ctx)
+
+    def on_timer(self, timestamp, ctx):
+        key = ctx.get_current_key()
+        # time_domain() costs a call into Java (about 40 us here): skip it when the timer is the event-time
+        # one this instance registered for the key and no flush timer of the same time is registered
+        ours = self.timer_at.get(key) == timestamp and self.armed.get(key) != timestamp
+        if not ours and ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if self.armed.get(key) == timestamp:
+                del self.armed[key]
+            elif key not in self.rows:  # a timer restored from a checkpoint: write what that state decides
+                st = self._load(key)
+                if st is not None and st.profile.events:
+                    self.rows[key] = st
+                    self.counts.inc("rewritten_after_restore")
+            yield from self._flush()
+            return
+        if self.timer_at.get(key) == timestamp:
+            del self.timer_at[key]
+        st = self._load(key)
+        if st is None:
+            return
+        wm = ctx.timer_service().current_watermark()
+        final = wm >= MAX_WATERMARK  # the end of event time: a bounded input ended, or a stop with drain
+        ids = st.pending_ids.copy()
+        # to the watermark, not just this timer's time: every buffered event it has passed goes in one call
+        st, outs = self.core.advance(st, key, END_OF_TIME if final else max(wm, timestamp))
+        self._store(key, st, ctx, ids - st.pending_ids if st is not None else ())
+        yield from self._emit(st, outs, ctx)
+        if final and self.rows:  # no processing-time timer fires after the end of input: publish now
+            yield from self._flush()
+
+    def _flush(self):
+        if self.rows:
+            cfg = self.cfg
+            rows = [snapshot(st, key, cfg) for key, st in self.rows.items()]
+            self.rows = {}
+            decisions = self.writer.write_rendered(rows)
+            self.counts.inc(DECISIONS, len(decisions))
+            if self.wire is not None:
+                encode = self.wire.encode
+                for d in decisions:
+                    yield encode(d)
+        self.sink.flush()  # every reply read: what is flushed is in Redis
+
+    def close(self):
+        if not hasattr(self, "rows"):  # open() failed: let its error be the one reported
+            return
+        # Rows still buffered here had no final timer to publish them: they reach Redis, not the topic
+        # (the outputs are closed by now). A drain or the end of input publishes through on_timer first.
+        for _ in self._flush():
+            pass
+        self.sink.close()
+        write_counts(self.counts, self.counts_dir, "core")

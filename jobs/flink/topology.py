@@ -1,0 +1,99 @@
+"""How the PyFlink job is wired, for a bounded file run or the deployed Kafka job.
+
+    source (KafkaSource of raw bytes | a .frames file) -> Decode (ordered, parallelism 1: the core's Ingest stamps
+    the source watermark at arrival as the reference runner computes it; dead letters to a side output)
+    -> event-time timestamps, bounded out-of-orderness watermarks with idleness -> key by user
+    -> RunCore (alone in its task; see functions) -> decisions (Avro, wire format) on the main output, late events
+    -> Kafka topics for decisions, dead letters and late events (file runs collect the last two to JSON lines)
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from shiftstream.schemas import read_frames
+from shiftstream.transforms.dispatch import Counts
+
+from .connectors import KafkaInput, add_jars, kafka_sink, kafka_source
+from .environment import environment
+
+
+@dataclass(frozen=True)
+class FramesInput:
+    """A bounded run over a .frames file (wire-format messages, in file order)."""
+    path: str
+
+
+def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: bool = True,
+          counts_dir: str | None = None):
+    """Wire the job onto env. Returns (decisions, dead letters, late events) as byte streams."""
+    from pyflink.common import Duration, Types, WatermarkStrategy
+
+    from .functions import DEAD_TAG, LATE_TAG, Decode, EventTime, RunCore
+
+    if isinstance(source, FramesInput):
+        from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+        n = sum(1 for _ in read_frames(source.path))
+        raw = env.from_source(NumberSequenceSource(0, n - 1), WatermarkStrategy.no_watermarks(), "frames")
+        decode = Decode(cfg, key, str(Path(source.path).resolve()), "events", counts_dir)
+    else:
+        raw = env.from_source(kafka_source(source), WatermarkStrategy.no_watermarks(), "kafka: " + source.topic)
+        decode = Decode(cfg, key, None, source.topic, counts_dir)
+    raw = raw.set_parallelism(1).uid("source")
+    decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.event_time.allowed_lateness)) \
+        .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
+    timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
+    core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \
+        .process(RunCore(cfg, models_dir, publish, counts_dir), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
+        .uid("core").name("core").disable_chaining()
+    return core, decoded.get_side_output(DEAD_TAG), core.get_side_output(LATE_TAG)
+
+
+def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = None, mode: str = "thread",
+             parallelism: int = 1) -> dict:
+    """A bounded run over a .frames file on the mini-cluster; dead letters and late events to JSON lines.
+    Returns the functions' counters added up (the contract's vocabulary), with `messages` and `mode`."""
+    env = environment(cfg, mode, parallelism, checkpoints=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="shiftstream-counts-") as counts_dir:
+        _, dead, late = build(env, cfg, key, FramesInput(path), models_dir, publish=False, counts_dir=counts_dir)
+        lines: dict[str, list[str]] = {"dead": [], "late": []}
+        for tag, line in _collect(dead, late):
+            lines[tag].append(line)
+        counts = Counts()
+        for f in Path(counts_dir).glob("counts-*.json"):
+            counts.add(json.loads(f.read_text()))
+    (out / "dead-letters.jsonl").write_text("".join(x + "\n" for x in lines["dead"]))
+    (out / "late-events.jsonl").write_text("".join(x + "\n" for x in lines["late"]))
+    return {**counts, "messages": sum(1 for _ in read_frames(path)), "mode": mode}
+
+
+def _collect(dead, late):
+    """Both side outputs through one job: tagged, unioned and collected."""
+    from pyflink.common import Types
+
+    t = Types.TUPLE([Types.STRING(), Types.STRING()])
+    a = dead.map(lambda x: ("dead", bytes(x).decode()), output_type=t)
+    b = late.map(lambda x: ("late", bytes(x).decode()), output_type=t)
+    with a.union(b).execute_and_collect() as results:
+        for r in results:
+            yield r[0], r[1]
+
+
+def job(cfg, key: bytes, source: KafkaInput, models_dir: str | None = None, mode: str = "thread",
+        parallelism: int = 1, restore_from: str | None = None, env=None):
+    """The deployed form: Kafka in, Redis and the decisions / dead-letter / late topics out, checkpointed.
+    Returns the environment, ready for `execute` (or `execute_async`)."""
+    env = env or environment(cfg, mode, parallelism, restore_from)
+    add_jars(env)
+    decisions, dead, late = build(env, cfg, key, source, models_dir, publish=True)
+    k = cfg.kafka
+    decisions.sink_to(kafka_sink(source.bootstrap, k.decisions_topic)).uid("decisions-out").name("decisions")
+    dead.sink_to(kafka_sink(source.bootstrap, k.dead_letter_topic)).uid("dead-letters-out").name("dead letters")
+    late.sink_to(kafka_sink(source.bootstrap, k.late_topic)).uid("late-out").name("late events")
+    return env

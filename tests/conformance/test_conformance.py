@@ -1,0 +1,96 @@
+"""The engine conformance suite (like River's `check_estimator`): every engine runs every scenario into a real
+Redis, and must give the reference runner's decisions key by key, its counters in the contract's vocabulary, and
+the same late and dead-letter records. The reference runner runs the suite too, against the invariants."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import redis
+
+from shiftstream.transforms.config import load_config
+
+from .engines import Beam, Flink, Reference
+from .scenarios import SCENARIOS, data
+
+CFG = load_config()
+ENGINES = [Reference(), Beam(), Flink("thread")]
+# what every engine must count alike; decisions_due and decisions_written depend on timer and batch granularity
+SAME = ("events", "dead_letters", "late", "duplicates", "blocked", "sessions", "shifts")
+
+
+def _marks(engine):
+    if isinstance(engine, Flink):
+        return [pytest.mark.slow, pytest.mark.flink]
+    if isinstance(engine, Beam):
+        return [pytest.mark.slow]
+    return []
+
+
+CASES = [pytest.param(e, s, id=f"{e.name}-{s.name}", marks=_marks(e)) for e in ENGINES for s in SCENARIOS]
+# the PyFlink job's other forms, on the scenario that exercises the most: process mode, and two core subtasks
+# (users split between two subtasks, each its own thread and Redis connection, both loading onnxruntime)
+CASES += [pytest.param(e, SCENARIOS[-1], id=f"{e.name}-{SCENARIOS[-1].name}", marks=_marks(e))
+          for e in (Flink("process"), Flink("thread", parallelism=2))]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("conformance")
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    """The reference runner's result per scenario (computed once, into the Redis the test hands over)."""
+    return {}
+
+
+def _flush(url):
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.close()
+
+
+@pytest.mark.parametrize("engine,scenario", CASES)
+def test_engine_conforms(engine, scenario, folder, oracle, redis_url, tmp_path, request):
+    why = engine.unsupported(scenario)
+    if why:
+        pytest.skip(why)
+    cfg = CFG.replace(**{"redis.url": redis_url})
+    d = data(scenario, folder)
+    models = str(request.getfixturevalue("trained_models")) if scenario.models else None
+    if scenario.name not in oracle:
+        oracle[scenario.name] = Reference().run(d, cfg, tmp_path / "ref", models)
+        _flush(redis_url)
+    want = oracle[scenario.name]
+    got = engine.run(d, cfg, tmp_path, models)
+
+    # the invariants every engine keeps, the reference runner included
+    assert got.counts.get("events", 0) + got.counts.get("dead_letters", 0) == len(d.messages)
+    assert len(got.late) == got.counts.get("late", 0)
+    assert len(got.dead) == got.counts.get("dead_letters", 0)
+    assert all(r["event"]["ts"] <= r["watermark"] for r in got.late)
+    if not scenario.privacy:
+        assert len(got.decisions) == d.users  # every user with an accepted event has a decision
+    if scenario.models:
+        assert all(x["model_version"] and x["scores"] for x in got.decisions.values())
+
+    # the reference runner's results, exactly
+    assert got.decisions == want.decisions
+    assert {k: got.counts.get(k, 0) for k in SAME} == {k: want.counts.get(k, 0) for k in SAME}
+    assert sorted((r["key"], r["event"]["event_id"]) for r in got.late) == \
+        sorted((r["key"], r["event"]["event_id"]) for r in want.late)
+    assert Counter(r["reason"] for r in got.dead) == Counter(r["reason"] for r in want.dead)
+
+
+def test_the_scenarios_exercise_what_they_name(folder, redis_url, tmp_path):
+    """A scenario that stopped producing its imperfection would make the suite pass vacuously."""
+    cfg = CFG.replace(**{"redis.url": redis_url})
+    by_name = {s.name: s for s in SCENARIOS}
+    got = {n: Reference().run(data(s, folder), cfg, tmp_path / n, None).counts for n, s in by_name.items()}
+    assert got["in_order"]["late"] == got["in_order"]["duplicates"] == got["in_order"]["dead_letters"] == 0
+    assert got["duplicates"]["duplicates"] > 0
+    assert got["too_late"]["late"] > 0
+    assert got["malformed"]["dead_letters"] > 0
+    assert got["privacy"]["privacy_requests"] > 0 and got["privacy"]["purged"] > 0
+    assert all(c["sessions"] > 0 and c["shifts"] > 0 for c in got.values())

@@ -1,0 +1,85 @@
+"""Output dispatch: the one way every engine routes the core's outputs and counts them.
+
+An engine builds one `Dispatch` per keyed operator with its `Outlets` (named callables: what to do when a decision
+is due, with a late record, a closed session, a shift, an erasure) and calls it with the outputs of every
+`Core.accept / advance / privacy` call. Counting happens here, in the vocabulary of `outputs.COUNTERS`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from .outputs import (BLOCKED, DECISIONS_DUE, DUPLICATES, LATE, PURGED, SESSIONS, SHIFTS, Blocked, Changed,
+                      Duplicate, Erased, Late, SessionClosed, ShiftDetected)
+
+
+class Counts(dict):
+    """Counters by name (see `outputs.COUNTERS`); engines with a metric system subclass `inc` to mirror them."""
+
+    def __missing__(self, name: str) -> int:
+        return 0
+
+    def inc(self, name: str, n: int = 1) -> None:
+        self[name] = self.get(name, 0) + n
+
+    def reason(self, name: str, reason: str) -> None:
+        """Count one under `name` and under `name.reason`."""
+        self.inc(name)
+        self.inc(f"{name}.{reason}")
+
+    def add(self, other: dict) -> "Counts":
+        for k, v in other.items():
+            self.inc(k, v)
+        return self
+
+
+def _none(_):
+    return None
+
+
+@dataclass
+class Outlets:
+    """Where an engine sends each kind of output; None: counted only."""
+    decision: Callable[[str], None]                           # the user's decision is due (key)
+    late: Callable[[dict], None] | None = None                # a late event's record (`Late.record()`)
+    session: Callable[[SessionClosed], None] | None = None
+    shift: Callable[[ShiftDetected], None] | None = None
+    erased: Callable[[str], None] | None = None               # delete the user's decision everywhere (key)
+
+
+class Dispatch:
+    """Routes outputs to outlets and counts them."""
+
+    def __init__(self, outlets: Outlets, counts: Counts | None = None):
+        self.counts = counts if counts is not None else Counts()
+        self.decision = outlets.decision
+        self.late = outlets.late or _none
+        self.session = outlets.session or _none
+        self.shift = outlets.shift or _none
+        self.erased = outlets.erased or _none
+
+    def __call__(self, outs: Iterable) -> None:
+        counts = self.counts
+        for o in outs:
+            t = type(o)
+            if t is Changed:
+                counts.inc(DECISIONS_DUE)
+                self.decision(o.key)
+            elif t is SessionClosed:
+                counts.inc(SESSIONS)
+                self.session(o)
+            elif t is ShiftDetected:
+                counts.inc(SHIFTS)
+                self.shift(o)
+            elif t is Late:
+                counts.inc(LATE)
+                self.late(o.record())
+            elif t is Duplicate:
+                counts.inc(DUPLICATES)
+            elif t is Blocked:
+                counts.reason(BLOCKED, o.reason)
+            elif t is Erased:
+                counts.reason(PURGED, o.reason)
+                self.erased(o.key)
+            else:
+                raise TypeError(f"not a core output: {o!r}")
