@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 setup:
 	@VENV=$(VENV) bash runners/setup.sh
@@ -13,6 +13,11 @@ demo: setup
 
 test: setup
 	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the edit loop: the core, the reference runner, the CLI and the conformance suite's reference cases; no engines,
+# no broker, no model training (well under a minute). `make test` stays the whole suite, and what CI runs.
+test-fast: setup
+	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow and not kafka" -q $(PYTEST_ARGS)
 
 bench: setup
 	@$(BIN)/python -m bench

@@ -2,6 +2,7 @@
 (end offsets, committed offsets) that runs and tests share. Offsets are committed only past decisions in Redis."""
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections import deque
@@ -9,6 +10,8 @@ from collections import deque
 from shiftstream.transforms.config import Config
 
 from .reference import ReferenceJob
+
+_LOG = logging.getLogger("shiftstream.kafka")
 
 
 class CommitPoints:
@@ -38,14 +41,53 @@ class CommitPoints:
         return out
 
 
+class KafkaUnreachable(ConnectionError):
+    """No broker answered at the bootstrap address."""
+
+
+def client_config(bootstrap: str, **extra) -> dict:
+    """librdkafka settings for our clients: its log lines go to the `shiftstream.kafka` logger (quiet unless
+    --debug) instead of pages of connection errors on stderr."""
+    return {"bootstrap.servers": bootstrap, "logger": _LOG, **extra}
+
+
+def kafka_reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, when no broker answers (before a consumer or producer would retry forever)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient(client_config(bootstrap)).list_topics(timeout=timeout_s)
+    except KafkaException:
+        from shiftstream.runners.errors import UserError
+
+        raise UserError(f"cannot reach Kafka at {bootstrap} within {timeout_s:g}s (is the broker running? "
+                        "--kafka-bootstrap names it)") from None
+
+
+def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """The sum of a group's committed offsets on a topic (0 where nothing is committed)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return 0
+        return sum(max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, p) for p in md.partitions],
+                                                          timeout=10))
+    finally:
+        c.close()
+
+
 def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
-              idle_exit: float | None, progress: bool) -> None:
+              idle_exit: float | None, progress: bool, group: str | None = None) -> None:
     """Consume events and privacy requests; offsets are committed only up to events whose decisions are written."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": cfg.kafka.group_id,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": 6000})
+    consumer = Consumer(client_config(bootstrap, **{"group.id": group or cfg.kafka.group_id,
+                                                    "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                                    "session.timeout.ms": 6000}))
     consumer.subscribe([topic, privacy_topic])
     stop = {"now": False}
 
@@ -95,7 +137,7 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
     """Messages in each topic (the sum of its partitions' end offsets; -1 for a topic that does not exist)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "shiftstream-inspect", "enable.auto.commit": False})
+    c = Consumer(client_config(bootstrap, **{"group.id": "shiftstream-inspect", "enable.auto.commit": False}))
     try:
         md = c.list_topics(timeout=10)
         out = {}
@@ -116,7 +158,7 @@ def wait_committed(bootstrap: str, group: str, topic: str, end: int, client=None
     client: a JobClient whose job ending first is an error."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
     try:
         parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

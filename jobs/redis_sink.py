@@ -13,6 +13,15 @@ _pack = hiredis.pack_command
 _NONE = b""
 
 
+def redact_url(url: str) -> str:
+    """A Redis URL fit for logs: the password replaced by ***."""
+    u = urlparse(url)
+    if u.password is None:
+        return url
+    netloc = (f"{u.username}:***@" if u.username else ":***@") + (u.hostname or "") + (f":{u.port}" if u.port else "")
+    return u._replace(netloc=netloc).geturl()
+
+
 class RedisWriteError(RuntimeError):
     """Redis refused a write (the reply names why)."""
 
@@ -62,7 +71,7 @@ class RedisSink:
                  timeout_s: float = 10.0, shadow_prefix: str = "ss:shadow:"):
         u = urlparse(url)
         if u.scheme != "redis":
-            raise ValueError(f"only redis:// URLs are supported, got {url!r}")
+            raise ValueError(f"only redis:// URLs are supported, got {redact_url(url)!r}")
         self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
         self.db = int(u.path.lstrip("/") or 0)
         self.password = u.password

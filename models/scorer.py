@@ -6,7 +6,7 @@ its scores stored apart and never used for decisions).
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -99,13 +99,13 @@ class Scorer:
 
     def __init__(self, models_dir: str | Path, core_features: tuple[str, ...], reload_interval_ms: int = 10_000,
                  threads: int = 1, clock: Callable[[], float] = time.monotonic,
-                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
+                 log: Callable[[str], None] | None = None):
         self.dir = Path(models_dir)
         self.features = core_features
         self.interval = reload_interval_ms / 1000
         self.threads = threads
         self.clock = clock
-        self.log = log
+        self.log = log or logging.getLogger("shiftstream.models").info
         self.live: ModelSet | None = None
         self.shadow: ModelSet | None = None
         self._pointers: dict[str, str | None] = {"LIVE": None, "SHADOW": None}
@@ -142,7 +142,7 @@ class Scorer:
             except ModelError as exc:
                 self.refused.append(str(exc))
                 keep = self.live if pointer == "LIVE" else self.shadow
-                self.log(f"shiftstream: refused {pointer} model set {version}: {exc}; "
+                self.log(f"refused {pointer} model set {version}: {exc}; "
                          f"keeping {keep.version if keep else 'none'}")
                 continue
             if pointer == "LIVE":
@@ -150,7 +150,7 @@ class Scorer:
             else:
                 self.shadow = loaded
             changed = True
-            self.log(f"shiftstream: {pointer} model set is now {version}")
+            self.log(f"{pointer} model set is now {version}")
         return changed
 
     def score(self, rows: Sequence) -> tuple[dict, dict | None]:

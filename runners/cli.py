@@ -1,8 +1,14 @@
-"""The `shiftstream` command line: one sub-command per verb."""
+"""The `shiftstream` command line: one sub-command per verb, one error path for all of them.
+
+A user's mistake (`UserError`, a bad config, a server that is not there) ends as one line on stderr naming what is
+wrong and what to do, with a non-zero exit code; `--debug` shows the traceback instead. Ctrl-C is a quiet stop."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from .errors import UserError, first_line
 
 
 def _config_check(args) -> int:
@@ -20,10 +26,23 @@ def _config_check(args) -> int:
     return 0
 
 
+def _version() -> str:
+    import shiftstream
+
+    return f"shiftstream {shiftstream.__version__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from . import lookup, run, simulate, train
+    from . import deploy, lookup, run, simulate, train
+    from .logs import LEVELS
 
     parser = argparse.ArgumentParser(prog="shiftstream", description="Real-time personalization as stream jobs.")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("SHIFTSTREAM_LOG_FORMAT",
+                        "text"), help="stderr logs as text or JSON lines (env SHIFTSTREAM_LOG_FORMAT)")
+    parser.add_argument("--log-level", choices=LEVELS, default=os.environ.get("SHIFTSTREAM_LOG_LEVEL", "info"),
+                        help="env SHIFTSTREAM_LOG_LEVEL")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write simulated clickstream events with ground truth")
@@ -47,8 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     c = msub.add_parser("compare", help="agreement and score deltas of the live and shadow model sets")
     train.add_compare_arguments(c)
     c.set_defaults(func=train.compare_main)
-
-    from . import deploy
 
     p = sub.add_parser("deploy", help="a standalone Flink cluster on loopback, and the job on it")
     deploy.add_arguments(p)
@@ -74,8 +91,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shiftstream.transforms.config import ConfigError
+    from shiftstream.transforms.pseudonyms import PseudonymKeyError
+
+    from . import logs
+
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    logs.configure(args.log_format, "debug" if args.debug else args.log_level)
+    name = f"shiftstream {args.command}"
+
+    def fail(message: str, code: int) -> int:
+        if args.log_format == "json":
+            logs.get("cli").error("%s: %s", name, message)
+        else:
+            print(f"{name}: {message}", file=sys.stderr)
+        return code
+
+    try:
+        return args.func(args) or 0
+    except UserError as exc:
+        if args.debug:
+            raise
+        return fail(str(exc), exc.code)
+    except (ConfigError, PseudonymKeyError) as exc:
+        if args.debug:
+            raise
+        return fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except BrokenPipeError:  # `shiftstream ... | head`: the reader left; say nothing more
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 141
+    except Exception as exc:  # a defect, not a user error: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        return fail(f"unexpected {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)", 1)
 
 
 if __name__ == "__main__":

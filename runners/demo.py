@@ -3,13 +3,23 @@ from __future__ import annotations
 
 import json
 import time
-from argparse import Namespace
 from contextlib import ExitStack
 from pathlib import Path
 
 from .local import LocalRedis
 from .simulate import write_outputs
 from .simulator import SimConfig, simulate
+
+
+def run_arguments(argv: list[str]):
+    """`shiftstream run`'s arguments parsed from a command line, with its defaults."""
+    import argparse
+
+    from . import run
+
+    p = argparse.ArgumentParser(prog="shiftstream run")
+    run.add_arguments(p)
+    return p.parse_args(argv)
 
 
 def main(args) -> int:
@@ -43,14 +53,14 @@ def main(args) -> int:
                       log=lambda m: print("demo: " + m))
             print(f"demo: models trained in {time.perf_counter() - t1:.1f}s -> {models}")
         flink = args.runner == "flink"  # the PyFlink job on a mini-cluster; privacy requests run on the reference
-        rc = run.main(Namespace(runner=args.runner, input=paths["events"], privacy=None if flink else paths["privacy"],
-                                config=None, redis_url=url, kafka_bootstrap=None, topic=None, privacy_topic=None,
-                                idle_exit=None, out_dir=work, quiet=False, models=str(models),
-                                beam_runner="FnApiRunner", beam_arg=[], flink_mode=None, bounded=False,
-                                from_checkpoint=None))
+        argv = ["--runner", args.runner, "--input", str(paths["events"]), "--redis-url", url,
+                "--out-dir", str(work), "--models", str(models)]
+        if not flink:
+            argv += ["--privacy", str(paths["privacy"])]
+        rc = run.main(run_arguments(argv))
         if rc:
             return rc
-        settings = run.settings(Namespace(config=None, redis_url=url))
+        settings = run.settings(run_arguments(["--redis-url", url]))
         ps = Pseudonymiser(key_from_settings(settings.privacy.key_env, settings.privacy.key_file, False))
         shown = 0
         wanted = [s["user_id"] for s in sim.truth["shifts"][:1]] + sorted(sim.truth["users"])[:2]

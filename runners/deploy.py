@@ -25,6 +25,7 @@ from pathlib import Path
 from shiftstream.jobs.flink.environment import flink_conf, import_root
 from shiftstream.jobs.flink.main import JOB_ARGUMENTS, add_job_arguments
 from shiftstream.jobs.flink.savepoints import mark_drained, resumable
+from shiftstream.runners.errors import UserError, first_line
 from shiftstream.runners.local import free_port
 from shiftstream.transforms.config import Config, load_config
 
@@ -105,7 +106,9 @@ class Cluster:
         r = subprocess.run([str(flink_home() / "bin" / args[0]), *args[1:]], env=self._env(), capture_output=True,
                            text=True, timeout=timeout)
         if r.returncode != 0:
-            raise ClusterError(f"{' '.join(args[:2])} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+            said = [x.strip() for x in (r.stderr + r.stdout).splitlines() if x.strip()]
+            raise ClusterError(f"{' '.join(args[:2])} failed ({r.returncode}): {said[-1][:300] if said else ''} "
+                               f"(logs in {self.home / 'log'})")
         return r
 
     def start(self, cfg: Config, slots: int = 1, mode: str | None = None, timeout_s: float = 90) -> dict:
@@ -121,7 +124,7 @@ class Cluster:
             try:
                 if self.rest("/taskmanagers")["taskmanagers"]:
                     return ports
-            except OSError:
+            except ClusterError:  # not answering yet
                 pass
             time.sleep(0.5)
         raise ClusterError(f"no TaskManager registered within {timeout_s}s; logs in {self.home / 'log'}")
@@ -169,14 +172,23 @@ class Cluster:
     # -- jobs --------------------------------------------------------------------------------------------------
 
     def rest_url(self) -> str:
+        if not self.state_file.exists():
+            raise ClusterError(f"no cluster at {self.home}: start one with `shiftstream deploy start` (or give "
+                               "--dir)")
         return f"http://127.0.0.1:{json.loads(self.state_file.read_text())['rest']}"
 
     def rest(self, path: str) -> dict:
-        with urllib.request.urlopen(self.rest_url() + path, timeout=5) as r:
-            return json.loads(r.read())
+        url = self.rest_url()
+        try:
+            with urllib.request.urlopen(url + path, timeout=5) as r:
+                return json.loads(r.read())
+        except OSError:
+            raise ClusterError(f"the cluster at {self.home} does not answer at {url}: it is stopped; start it "
+                               "with `shiftstream deploy start`") from None
 
     def submit(self, job_args: list[str], savepoint: str | None = None) -> str:
         """`flink run -d -py jobs/flink/main.py`; returns the job id."""
+        self.rest("/overview")  # a cluster that is up, or one clear line saying there is none
         args = ["flink", "run", "-d"] + (["-s", savepoint] if savepoint else []) + \
             ["-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(JOB_SCRIPT), *job_args]
         r = self._bin(*args)
@@ -258,7 +270,8 @@ def main(args) -> int:
         elif c == "shutdown":
             cluster.shutdown()
             print("deploy: cluster stopped")
-    except (ClusterError, OSError, subprocess.TimeoutExpired) as exc:
-        print(f"deploy: {exc}", file=sys.stderr)
-        return 1
+    except ClusterError as exc:
+        raise UserError(first_line(exc, 2000)) from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(first_line(exc)) from None
     return 0

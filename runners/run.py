@@ -8,21 +8,43 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from shiftstream.jobs.redis_sink import RedisSink
+from shiftstream.jobs.redis_sink import RedisSink, RedisWriteError, redact_url
 from shiftstream.jobs.reference import Outputs, ReferenceJob
+from shiftstream.models.manifest import ModelError
 from shiftstream.schemas import read_container, read_frames
 from shiftstream.transforms.config import Config, load_config
 from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
+from . import logs
+from .errors import UserError, first_line, usage
+
+log = logs.get("run")
+
+
+RUNNERS = ("reference", "beam", "flink")
+# options that apply to some runners or sources only: (runners, source) they apply to, None meaning any
+APPLIES = {
+    "privacy": (("reference",), None, "privacy requests run on the reference runner (on Flink: issue 6/6)"),
+    "flink_mode": (("flink",), None, "it sets the PyFlink execution mode"),
+    "beam_runner": (("beam",), None, "it picks Beam's local runner"),
+    "beam_arg": (("beam",), None, "it passes options to Beam"),
+    "bounded": (("flink",), "kafka", "a Flink Kafka run only (a file run is bounded anyway)"),
+    "from_checkpoint": (("flink",), "kafka", "a Flink Kafka run only (a file run starts afresh)"),
+    "idle_exit": (("reference",), "kafka", "a reference-runner Kafka run only (a Flink run ends with --bounded)"),
+    "topic": (RUNNERS, "kafka", "it names the Kafka topic to read"),
+    "privacy_topic": (("reference",), "kafka", "it names the reference runner's privacy topic"),
+    "group_id": (("reference", "flink"), "kafka", "it names the Kafka consumer group"),
+}
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--runner", choices=["reference", "beam", "flink"], default="reference",
+    p.add_argument("--runner", choices=RUNNERS, default="reference",
                    help="reference: the pure-Python engine; beam: the Apache Beam pipeline (files only); "
                         "flink: the PyFlink job on a local mini-cluster (a .frames file, or Kafka)")
     p.add_argument("--flink-mode", choices=["thread", "process"], default=None,
                    help="PyFlink python.execution-mode (default: engine.execution_mode)")
-    p.add_argument("--beam-runner", default="FnApiRunner", choices=["FnApiRunner", "BundleBasedDirectRunner"],
-                   help="Beam's local runner, always named (Beam is never left to pick Prism)")
+    p.add_argument("--beam-runner", default=None, choices=["FnApiRunner", "BundleBasedDirectRunner"],
+                   help="Beam's local runner, always named (Beam is never left to pick Prism); default FnApiRunner")
     p.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
                    help="a Beam pipeline option passed through, e.g. --beam-arg=--direct_num_workers=1")
     p.add_argument("--input", type=Path, help=".avro (container) or .frames (wire-format messages) events file")
@@ -32,18 +54,61 @@ def add_arguments(p) -> None:
     p.add_argument("--kafka-bootstrap", help="read events (and privacy requests) from Kafka instead of a file")
     p.add_argument("--topic", help="events topic (default: kafka.events_topic)")
     p.add_argument("--privacy-topic", help="privacy topic (default: kafka.privacy_topic)")
+    p.add_argument("--group-id", help="Kafka consumer group (default: kafka.group_id, with '-flink' appended for "
+                                      "the Flink runner, so the two runners never share offsets)")
     p.add_argument("--bounded", action="store_true",
                    help="flink + Kafka: read up to the end offsets seen at start, then finish")
     p.add_argument("--from-checkpoint", metavar="PATH|latest",
                    help="flink + Kafka: resume from a checkpoint or savepoint (latest: the newest checkpoint "
                         "under engine.checkpoint_dir or savepoint beside it; drained savepoints are refused)")
     p.add_argument("--idle-exit", type=float, default=None,
-                   help="Kafka: stop after this many seconds without a message (default: run until stopped)")
+                   help="reference + Kafka: stop after this many seconds without a message (default: run until "
+                        "stopped)")
     p.add_argument("--out-dir", type=Path, default=Path(".shiftstream-out"),
                    help="where dead letters and late events go for file runs (JSON lines)")
     p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or 'none'; default: models.dir, "
                                      "else .demo/models if present, else no model scores")
     p.add_argument("--quiet", action="store_true")
+
+
+def check_arguments(args) -> None:
+    """Refuse what cannot work before anything starts: one source, files that exist, options that apply."""
+    if bool(args.input) == bool(args.kafka_bootstrap):
+        raise usage("give one source: --input FILE or --kafka-bootstrap HOST:PORT" if not args.input else
+                    "give one source: --input reads a file, --kafka-bootstrap reads Kafka; not both")
+    source = "kafka" if args.kafka_bootstrap else "file"
+    for name, (runners, src, why) in APPLIES.items():
+        value = getattr(args, name, None)
+        if value in (None, False, []):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if args.runner not in runners or (src is not None and src != source):
+            raise usage(f"{flag} does not apply to a {args.runner} {source} run: {why}")
+    if args.input:
+        _check_file(args.input, "--input", (".frames",) if args.runner == "flink" else (".avro", ".frames"))
+    if args.privacy:
+        _check_file(args.privacy, "--privacy", (".avro", ".frames"))
+
+
+def _check_file(path: Path, flag: str, suffixes: tuple[str, ...]) -> None:
+    if not path.exists():
+        raise usage(f"{flag} {path}: no such file")
+    if path.is_dir():
+        raise usage(f"{flag} {path}: is a directory; give a file")
+    if path.suffix not in suffixes:
+        raise usage(f"{flag} {path}: not a {' or '.join(suffixes)} file (the formats this runner reads; "
+                    "`shiftstream simulate --out X.frames` writes one)")
+
+
+def group_id(args, cfg: Config) -> str:
+    """The consumer group: --group-id, else kafka.group_id (the Flink runner's with '-flink' appended)."""
+    if args.group_id:
+        return args.group_id
+    if args.runner == "flink":
+        from shiftstream.jobs.flink.connectors import flink_group
+
+        return flink_group(cfg)
+    return cfg.kafka.group_id
 
 
 def models_dir(args, cfg: Config) -> Path | None:
@@ -92,14 +157,14 @@ class JsonLines:
         self.fo.close()
 
 
-def _read_privacy(path: Path | None) -> list[dict]:
-    if path is None or not path.exists():
+def _read_privacy(path: Path | None, cfg: Config) -> list[dict]:
+    if path is None:
         return []
     if path.suffix == ".frames":
-        from shiftstream.schemas import MemoryRegistry, WireCodec
+        from shiftstream.jobs.ingest import privacy_decoder
 
-        wire = WireCodec(MemoryRegistry(), "privacy_request")
-        return sorted((wire.decode(m) for m in read_frames(path)), key=lambda r: r["ts"])
+        decode = privacy_decoder(cfg)
+        return sorted((decode(m) for m in read_frames(path)), key=lambda r: r["ts"])
     return sorted(read_container(path, "privacy_request"), key=lambda r: r["ts"])
 
 
@@ -140,130 +205,134 @@ def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool)
     bar.close()
 
 
-def redis_reachable(cfg: Config) -> bool:
-    """Fail fast and clearly, before an engine starts its workers."""
+def open_sink(cfg: Config) -> RedisSink:
+    """The Redis sink, or a one-line error naming the URL when Redis cannot be reached (before any engine starts)."""
     try:
-        RedisSink(cfg.redis.url, cfg.redis.key_prefix).close()
-        return True
-    except OSError as exc:
-        print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
-        return False
+        return RedisSink.from_config(cfg)
+    except (OSError, ValueError, RedisWriteError) as exc:
+        raise UserError(f"cannot reach Redis at {redact_url(cfg.redis.url)}: {first_line(exc)} (is redis-server "
+                        "running? --redis-url or redis.url name it)") from None
 
 
 def run_beam(args, cfg: Config, key: bytes) -> int:
     """The Beam pipeline over files on a local runner; prints the same summary as the reference runner."""
-    if args.kafka_bootstrap or args.privacy:
-        print("run: the Beam runner reads event files only: Beam's Kafka IO needs an expansion service it downloads at "
-              "run time, and privacy requests need an order Beam does not give (use --runner reference)",
-              file=sys.stderr)
-        return 2
     from shiftstream.jobs.beam_pipeline import run
 
-    if not redis_reachable(cfg):
-        return 1
+    open_sink(cfg).close()
     d = models_dir(args, cfg)
     t0 = time.perf_counter()
-    c = run(cfg, [str(args.input)], key, str(args.out_dir), str(d) if d else None, args.beam_runner,
-            args.beam_arg)
+    runner = args.beam_runner or "FnApiRunner"
+    c = run(cfg, [str(args.input)], key, str(args.out_dir), str(d) if d else None, runner, args.beam_arg)
     elapsed = time.perf_counter() - t0
-    print(f"shiftstream run (beam, {args.beam_runner}): {c.get('events', 0):,} events in {elapsed:.1f}s "
+    print(f"shiftstream run (beam, {runner}): {c.get('events', 0):,} events in {elapsed:.1f}s "
           f"({c.get('events', 0) / max(elapsed, 1e-9):,.0f} events/s)")
     print("  " + "  ".join(f"{k} {c.get(k, 0):,}" for k in ("sessions", "shifts", "late", "duplicates",
                                                              "dead_letters", "decisions_written")))
-    print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters and late events in "
-          f"{args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
+    print(f"  decisions in {redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*; dead letters and late events "
+          f"in {args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
     return 0
+
+
+class _Stop:
+    """Ctrl-C and SIGTERM as a flag the Flink client polls, so no signal lands inside a py4j call (which would
+    print py4j's own traceback before our clean stop)."""
+
+    def __init__(self):
+        self.asked = False
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _set(self, *_):
+        self.asked = True
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
 
 
 def run_flink(args, cfg: Config, key: bytes) -> int:
     """The PyFlink job on a local mini-cluster: a .frames file (bounded), or Kafka (checkpointed; Ctrl-C stops it
     with a savepoint to resume from)."""
-    if args.privacy or not (args.kafka_bootstrap or (args.input and args.input.suffix == ".frames")):
-        print("run: the Flink runner reads a .frames file or Kafka (--kafka-bootstrap); privacy requests run on "
-              "the reference runner", file=sys.stderr)
-        return 2
-    if args.idle_exit is not None:
-        print("run: --idle-exit is the reference runner's; a Flink run on Kafka ends with --bounded, or Ctrl-C",
-              file=sys.stderr)
-        return 2
-    if not args.kafka_bootstrap and (args.bounded or args.from_checkpoint):
-        print("run: --bounded and --from-checkpoint are for Kafka runs (a file run is bounded and starts afresh)",
-              file=sys.stderr)
-        return 2
-    if not redis_reachable(cfg):
-        return 1
     from shiftstream.jobs.flink import savepoints, topology
-    from shiftstream.jobs.flink.connectors import KafkaInput
-    from shiftstream.jobs.kafka import topic_ends, wait_committed
 
+    open_sink(cfg).close()
     d = models_dir(args, cfg)
     mode = args.flink_mode or cfg.engine.execution_mode
     t0 = time.perf_counter()
     if not args.kafka_bootstrap:
         r = topology.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
-                               cfg.engine.parallelism)
+                              cfg.engine.parallelism)
         elapsed = time.perf_counter() - t0
         print(f"shiftstream run (flink, {r['mode']} mode, mini-cluster): {r['messages']:,} messages in "
               f"{elapsed:.1f}s (start-up included)")
-        print(f"  late {r['late']:,}  dead_letters {r['dead_letters']:,}")
-        print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters and late events in "
-              f"{args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
+        print("  " + "  ".join(f"{k} {r.get(k, 0):,}" for k in ("events", "sessions", "shifts", "late", "duplicates",
+                                                                 "dead_letters", "decisions_written")))
+        print(f"  decisions in {redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*; dead letters and late "
+              f"events in {args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
         return 0
+    from shiftstream.jobs.flink.connectors import KafkaInput
+    from shiftstream.jobs.kafka import committed_total, kafka_reachable, topic_ends, wait_committed
+
     k = cfg.kafka
     topic = args.topic or k.events_topic
+    group = group_id(args, cfg)
     restore = args.from_checkpoint
     try:
         if restore == "latest":
             restore = savepoints.latest_checkpoint(cfg.engine.checkpoint_dir)
             if restore is None:
-                print(f"run: no resumable checkpoint or savepoint under {cfg.engine.checkpoint_dir} (or beside it)",
-                      file=sys.stderr)
-                return 1
+                raise UserError(f"no resumable checkpoint or savepoint under {cfg.engine.checkpoint_dir} (or beside "
+                                "it): start without --from-checkpoint")
         elif restore:
             why = savepoints.resumable(restore)
             if why:
-                print(f"run: {why}", file=sys.stderr)
-                return 1
+                raise UserError(why)
     except ValueError as exc:
-        print(f"run: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(str(exc)) from None
+    kafka_reachable(args.kafka_bootstrap)
     outs = [k.decisions_topic, k.dead_letter_topic, k.late_topic]
     before = topic_ends(args.kafka_bootstrap, [topic] + outs)
     if before[topic] < 0:
-        print(f"run: warning: topic {topic} does not exist yet. Until it has partitions the source takes no "
-              f"checkpoints (and commits no offsets): create it first", file=sys.stderr)
+        if args.bounded:
+            raise UserError(f"topic {topic} does not exist at {args.kafka_bootstrap}: a bounded run would never "
+                            "finish. Create it (or produce to it) first, or check --topic")
+        log.warning("topic %s does not exist yet. Until it has partitions the source takes no checkpoints (and "
+                    "commits no offsets): create it first", topic)
+    elif args.bounded and not restore and before[topic] > 0 and \
+            committed_total(args.kafka_bootstrap, group, topic) >= before[topic]:
+        log.warning("group %s has already consumed %s to its end (%s messages): nothing new to read. "
+                    "--group-id NAME reads it afresh", group, topic, f"{before[topic]:,}")
     before = {t: max(n, 0) for t, n in before.items()}
-    src = KafkaInput(args.kafka_bootstrap, topic, k.group_id, bounded=args.bounded)
+    src = KafkaInput(args.kafka_bootstrap, topic, group, bounded=args.bounded)
     env = topology.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
-    print(f"shiftstream run (flink, {mode} mode, mini-cluster): reading {topic} at {args.kafka_bootstrap}"
-          + (f", restored from {restore}" if restore else "") + (", to the end offsets" if args.bounded else
-          "; Ctrl-C stops with a savepoint"), file=sys.stderr, flush=True)
+    log.info("run (flink, %s mode, mini-cluster): reading %s at %s as group %s%s%s", mode, topic,
+             args.kafka_bootstrap, group, f", restored from {restore}" if restore else "",
+             ", to the end offsets" if args.bounded else "; Ctrl-C stops with a savepoint")
     savepoint = drained = None
-
-    def _interrupt(*_):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops with a savepoint too
-    try:
-        client = env.execute_async("shiftstream")
-        if args.bounded and restore:
-            # A restored Kafka source keeps the unbounded splits it was checkpointed with, so "bounded" is done
-            # here: once this job has completed checkpoints (each commits the offsets it reached) and the committed
-            # offsets reach the end seen at start, stop with a drain (the end of event time: sessions close, the
-            # last decisions are written). The drained savepoint is final, not a point to resume from.
-            savepoints.wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client)
-            wait_committed(args.kafka_bootstrap, k.group_id, topic, before[topic], client)
-            drained = savepoints.stop_with_savepoint(client, drain=True)
-        else:
-            client.get_job_execution_result().result()
-    except KeyboardInterrupt:
-        print("run: stopping with a savepoint ...", file=sys.stderr, flush=True)
-        savepoint = savepoints.stop_with_savepoint(client)
-    except Exception as exc:  # a job that failed, a bad restore point: say so without a Java stack on top
-        print(f"run: the Flink job failed: {str(exc).strip().splitlines()[0][:500]}", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    with _Stop() as stop:
+        try:
+            client = env.execute_async("shiftstream")
+            if args.bounded and restore:
+                # A restored Kafka source keeps the unbounded splits it was checkpointed with, so "bounded" is done
+                # here: once this job has completed checkpoints (each commits the offsets it reached) and the
+                # committed offsets reach the end seen at start, stop with a drain (the end of event time: sessions
+                # close, the last decisions are written). The drained savepoint is final, not a point to resume from.
+                savepoints.wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client)
+                wait_committed(args.kafka_bootstrap, group, topic, before[topic], client)
+                drained = savepoints.stop_with_savepoint(client, drain=True)
+            else:
+                result = client.get_job_execution_result()
+                while not stop.asked and not result.done():
+                    time.sleep(0.25)
+                if result.done():
+                    result.result()  # raises when the job failed
+                if stop.asked:
+                    log.info("run: stopping with a savepoint ...")
+                    savepoint = savepoints.stop_with_savepoint(client)
+        except Exception as exc:  # a job that failed, a bad restore point: say so without a Java stack on top
+            raise UserError(f"the Flink job failed: {first_line(exc, 500)}") from None
     elapsed = time.perf_counter() - t0
     after = {t: max(n, 0) for t, n in topic_ends(args.kafka_bootstrap, [topic] + outs).items()}
     grew = {t: after[t] - before[t] for t in outs}
@@ -271,7 +340,8 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
           f"(start-up included)")
     print(f"  published: decisions {grew[k.decisions_topic]:,}  dead_letters {grew[k.dead_letter_topic]:,}  "
           f"late {grew[k.late_topic]:,}")
-    print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; checkpoints in {cfg.engine.checkpoint_dir}"
+    print(f"  decisions in {redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*; checkpoints in "
+          f"{cfg.engine.checkpoint_dir}"
           + (f"; savepoint {savepoint} (resume: --from-checkpoint {savepoint})" if savepoint else "")
           + (f"; final savepoint {drained} (drained: not for resuming)" if drained else "")
           + (f"; models {d}" if d else ""))
@@ -279,21 +349,20 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
 
 
 def main(args) -> int:
+    check_arguments(args)
     cfg = settings(args)
-    if not args.input and not args.kafka_bootstrap:
-        print("run: give --input FILE or --kafka-bootstrap HOST:PORT", file=sys.stderr)
-        return 2
     key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
     if args.runner == "beam":
         return run_beam(args, cfg, key)
     if args.runner == "flink":
         return run_flink(args, cfg, key)
+    privacy = _read_privacy(args.privacy, cfg)
+    if args.kafka_bootstrap:
+        from shiftstream.jobs.kafka import kafka_reachable
+
+        kafka_reachable(args.kafka_bootstrap)
     with ExitStack() as stack:
-        try:
-            sink = RedisSink.from_config(cfg)
-        except OSError as exc:
-            print(f"run: cannot reach Redis at {cfg.redis.url}: {exc}", file=sys.stderr)
-            return 1
+        sink = open_sink(cfg)
         stack.callback(sink.close)
         dead = JsonLines(args.out_dir / "dead-letters.jsonl")
         late = JsonLines(args.out_dir / "late-events.jsonl")
@@ -301,18 +370,18 @@ def main(args) -> int:
         stack.callback(late.close)
         try:
             scorer = make_scorer(args, cfg)
-        except Exception as exc:  # ModelError: say why and stop before consuming anything
-            print(f"run: models: {exc}", file=sys.stderr)
-            return 1
+        except ModelError as exc:
+            raise UserError(f"models: {exc}") from None
         job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late), scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
             from shiftstream.jobs.kafka import run_kafka
 
             run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
-                      args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet)
+                      args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
+                      group_id(args, cfg))
         else:
-            run_file(job, args.input, _read_privacy(args.privacy), not args.quiet)
+            run_file(job, args.input, privacy, not args.quiet)
             job.finish()
         elapsed = time.perf_counter() - t0
     s = job.summary()
@@ -321,5 +390,6 @@ def main(args) -> int:
     print("  " + "  ".join(f"{k} {v:,}" for k, v in s.items() if k != "events"))
     if scorer is not None:
         print(f"  models: live {scorer.live.label}" + (f", shadow {scorer.shadow.label}" if scorer.shadow else ""))
-    print(f"  decisions in {cfg.redis.url} under {cfg.redis.key_prefix}*; dead letters {dead.path}; late events {late.path}")
+    print(f"  decisions in {redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*; dead letters {dead.path}; "
+          f"late events {late.path}")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shiftstream.schemas import MemoryRegistry, WireCodec, write_container, write_frames
 
+from .errors import usage
 from .simulator import SimConfig, Simulation, simulate, wire_messages
 
 
@@ -45,10 +46,13 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
     from confluent_kafka import Producer
     from tqdm import tqdm
 
+    from shiftstream.jobs.kafka import client_config, kafka_reachable
+
+    kafka_reachable(bootstrap)
     wire = WireCodec(MemoryRegistry(), "interaction")
     pwire = WireCodec(MemoryRegistry(), "privacy_request")
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000,
-                         "enable.idempotence": True})
+    producer = Producer(client_config(bootstrap, **{"linger.ms": 5, "queue.buffering.max.messages": 1_000_000,
+                                                    "enable.idempotence": True}))
     sent = 0
     t0 = time.monotonic()
     bar = tqdm(total=len(sim.events) + len(sim.malformed), desc="produce", unit="msg", disable=not progress,
@@ -74,7 +78,9 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
     bar.update(sent % 1000)
     bar.close()
     if left:
-        raise RuntimeError(f"{left} messages were not delivered to {bootstrap}")
+        from .errors import UserError
+
+        raise UserError(f"{left} messages were not delivered to {bootstrap} within 60s (is the broker still up?)")
     return sent
 
 
@@ -100,8 +106,13 @@ def main(args) -> int:
     from tqdm import tqdm
 
     if not args.out and not args.kafka_bootstrap:
-        print("simulate: give --out FILE and/or --kafka-bootstrap HOST:PORT", file=sys.stderr)
-        return 2
+        raise usage("give --out FILE and/or --kafka-bootstrap HOST:PORT")
+    if args.out and args.out.suffix not in (".avro", ".frames"):
+        raise usage(f"--out {args.out}: give a .avro (container) or .frames (wire-format messages) file name")
+    if args.kafka_bootstrap:
+        from shiftstream.jobs.kafka import kafka_reachable
+
+        kafka_reachable(args.kafka_bootstrap)  # before minutes of simulation, not after
     cfg = SimConfig(**{f.name: getattr(args, f.name) for f in fields(SimConfig)})
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.events, desc="simulate", unit="ev", disable=args.quiet, file=sys.stderr, mininterval=0.5)

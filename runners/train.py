@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +99,9 @@ def compare_main(args) -> int:
     try:
         shadow_v = args.shadow or (args.models / "SHADOW").read_text().strip()
     except FileNotFoundError:
-        print("models compare: no --shadow and no SHADOW pointer", file=sys.stderr)
-        return 2
+        from .errors import usage
+
+        raise usage(f"no --shadow and no SHADOW pointer in {args.models}")
     names = feature_names(cfg)
     live = ModelSet.load(args.models / live_v, names)
     shadow = ModelSet.load(args.models / shadow_v, names)

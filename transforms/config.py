@@ -321,6 +321,10 @@ def load_config(path: str | Path | None = None) -> Config:
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise ConfigError([f"no such file: {p}"], str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError(["is a directory, not a YAML file"], str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot be read: {exc}"], str(p)) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(p)) from None
     return config_from_dict(data or {}, str(p), defaults=p != DEFAULT_PATH)

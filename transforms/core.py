@@ -1,11 +1,22 @@
-"""The core: per-user functions of (state, input) -> (state, outputs), in event time, the same for every engine.
+"""The core: the per-user contract every engine calls, in event time, the same for every engine.
 
-An engine calls, per user key:
-  accept(state, event, watermark)   when an event arrives (watermark: the source's, at its arrival)
-  advance(state, watermark)         when the watermark has passed `next_timer(state)`
-  privacy(state, kind, ts)          when a consent change or an erasure request arrives
-and keeps the returned state (None means: delete it). Events are applied in (event time, event id) order once
-the watermark passes them, so any arrival order within the allowed lateness gives the same outputs.
+The engine contract, in call order (one `Core` per operator; states are plain data the engine keeps per key):
+
+  1. `Ingest.message(bytes)` (transforms/ingest.py), once per message, before keying: an `Arrival`
+     (pseudonym key, event, the source watermark at arrival) or a `DeadLetter` for the dead-letter output.
+  2. `Core.accept(state, key, event, watermark)` per arrival, on the user's key: routes a late event, drops a
+     duplicate, refuses a blocked one, else buffers it.
+  3. `Core.next_timer(state)` after each call: the event time at which the user next has work (None: none).
+  4. `Core.advance(state, key, watermark)` when the watermark passes that time: applies buffered events in
+     (event time, event id) order, closes a session whose gap has passed.
+  5. `Core.privacy(state, key, kind, ts)` when a consent change or an erasure request arrives (never late).
+  6. `Dispatch(outputs)` (transforms/dispatch.py) with the outputs of every call: counts them in one vocabulary and
+     hands them to the engine's outlets; a `Changed` output means the user's decision is due, rendered later in a
+     micro-batch from `decisions.snapshot(state)`.
+
+`accept`, `advance` and `privacy` update the state they are handed in place and return it (None: delete it), with
+their outputs. Events apply only once the watermark passes them, so any arrival order within the allowed lateness
+gives the same outputs on every engine.
 """
 from __future__ import annotations
 

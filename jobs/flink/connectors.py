@@ -18,6 +18,12 @@ class KafkaInput:
     bounded: bool = False
 
 
+def flink_group(cfg) -> str:
+    """The Flink job's consumer group: kafka.group_id with '-flink' appended, so the Flink and the reference
+    runners never share committed offsets (a Flink run after a reference run would otherwise read nothing)."""
+    return cfg.kafka.group_id + "-flink"
+
+
 def jars_dir() -> Path:
     """Where the connector jars are: $SHIFTSTREAM_JARS_DIR, else `.jars` in a checkout (what `make setup` fills),
     else `.jars` in the working directory."""

@@ -13,7 +13,7 @@ def add_job_arguments(p) -> None:
     p.add_argument("--config", help="YAML config (default: the embedded one)")
     p.add_argument("--kafka-bootstrap", help="Kafka bootstrap address (default: kafka.bootstrap)")
     p.add_argument("--topic", help="events topic (default: kafka.events_topic)")
-    p.add_argument("--group-id", help="consumer group (default: kafka.group_id)")
+    p.add_argument("--group-id", help="consumer group (default: kafka.group_id with -flink appended)")
     p.add_argument("--redis-url", help="overrides redis.url")
     p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or none")
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     submits): the cluster's configuration supplies mode, checkpoints and the restore point."""
     import argparse
 
-    from shiftstream.jobs.flink.connectors import KafkaInput
+    from shiftstream.jobs.flink.connectors import KafkaInput, flink_group
     from shiftstream.jobs.flink.topology import job
     from shiftstream.transforms.config import load_config
     from shiftstream.transforms.pseudonyms import key_from_settings
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = StreamExecutionEnvironment.get_execution_environment()
     src = KafkaInput(args.kafka_bootstrap or cfg.kafka.bootstrap, args.topic or cfg.kafka.events_topic,
-                     args.group_id or cfg.kafka.group_id)
+                     args.group_id or flink_group(cfg))
     job(cfg, key, src, None if args.models in (None, "none") else args.models, env=env)
     env.execute(args.name)
     return 0

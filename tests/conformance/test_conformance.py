@@ -19,18 +19,18 @@ ENGINES = [Reference(), Beam(), Flink("thread")]
 SAME = ("events", "dead_letters", "late", "duplicates", "blocked", "sessions", "shifts")
 
 
-def _marks(engine):
+def _marks(engine, scenario):
     if isinstance(engine, Flink):
         return [pytest.mark.slow, pytest.mark.flink]
-    if isinstance(engine, Beam):
+    if isinstance(engine, Beam) or scenario.models:  # engines start runners; models are trained first
         return [pytest.mark.slow]
     return []
 
 
-CASES = [pytest.param(e, s, id=f"{e.name}-{s.name}", marks=_marks(e)) for e in ENGINES for s in SCENARIOS]
+CASES = [pytest.param(e, s, id=f"{e.name}-{s.name}", marks=_marks(e, s)) for e in ENGINES for s in SCENARIOS]
 # the PyFlink job's other forms, on the scenario that exercises the most: process mode, and two core subtasks
 # (users split between two subtasks, each its own thread and Redis connection, both loading onnxruntime)
-CASES += [pytest.param(e, SCENARIOS[-1], id=f"{e.name}-{SCENARIOS[-1].name}", marks=_marks(e))
+CASES += [pytest.param(e, SCENARIOS[-1], id=f"{e.name}-{SCENARIOS[-1].name}", marks=_marks(e, SCENARIOS[-1]))
           for e in (Flink("process"), Flink("thread", parallelism=2))]
 
 

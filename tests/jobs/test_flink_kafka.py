@@ -135,7 +135,7 @@ def test_decisions_buffered_at_a_checkpoint_are_written_by_the_restored_flush_ti
                  stderr=subprocess.DEVNULL)
     client = redis.Redis.from_url(redis_url)
     try:
-        wait_committed(kafka_broker.bootstrap, "ft-group", "fk-events", end, timeout_s=120)  # a checkpoint covers all
+        wait_committed(kafka_broker.bootstrap, "ft-group-flink", "fk-events", end, timeout_s=120)  # a checkpoint covers all
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -155,3 +155,23 @@ def test_decisions_buffered_at_a_checkpoint_are_written_by_the_restored_flush_ti
     assert restored.keys() == reference.keys()
     # states as of the checkpoint: before the end of input closed the last sessions, never past the final ones
     assert all(d["event_time"] <= reference[k]["event_time"] for k, d in restored.items())
+
+
+def test_a_normal_stop_is_quiet_and_leaves_a_savepoint(produced, kafka_broker, redis_url, tmp_path):
+    """SIGTERM (as Ctrl-C) stops the job with a savepoint: the savepoint line, exit 0, and no py4j traceback."""
+    cfg = _config(tmp_path, "stop", checkpoint_interval="500ms")
+    p = _run(kafka_broker.bootstrap, "fk-events", redis_url, cfg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+             text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list((tmp_path / "checkpoints").glob("*/chk-*/_metadata")):
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 0, err[-3000:]
+    assert "stopping with a savepoint" in err and "savepoint " in out
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]

@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from shiftstream.runners.simulate import write_outputs
 from shiftstream.runners.simulator import SimConfig, simulate
 
@@ -12,6 +14,7 @@ def cli(*args):
                           timeout=300)
 
 
+@pytest.mark.slow  # trains two model sets through the CLI
 def test_train_then_shadow_then_compare_then_run(tmp_path, redis_url):
     sim = simulate(SimConfig(users=120, events=12_000, seed=23))
     paths = write_outputs(sim, tmp_path / "events.avro", 23)

@@ -54,7 +54,7 @@ def test_submit_stop_with_savepoint_resume_and_drain(kafka_broker, redis_url, tm
         pids = cluster.pids()
         assert len(pids) == 2  # a JobManager and a TaskManager process
         job = _deploy(home, *submit).split()[2]
-        wait_committed(kafka_broker.bootstrap, "dep-group", "dep-events", half, timeout_s=120)
+        wait_committed(kafka_broker.bootstrap, "dep-group-flink", "dep-events", half, timeout_s=120)
         out = _deploy(home, "stop", job)
         savepoint = out.rsplit("savepoint ", 1)[1].strip()
         assert cluster.state(job) == "FINISHED" and Path(savepoint.replace("file:", "")).exists()
@@ -65,7 +65,7 @@ def test_submit_stop_with_savepoint_resume_and_drain(kafka_broker, redis_url, tm
         out = _deploy(home, *submit, "--from-savepoint", savepoint)
         assert "restored from" in out
         job2 = out.split()[2]
-        wait_committed(kafka_broker.bootstrap, "dep-group", "dep-events", len(msgs), timeout_s=120)
+        wait_committed(kafka_broker.bootstrap, "dep-group-flink", "dep-events", len(msgs), timeout_s=120)
         final = _deploy(home, "stop", job2, "--drain").rsplit("savepoint ", 1)[1].strip()
         # the input has ended: every session closed, the last decisions written; that state is not for resuming
         refused = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "deploy", "--dir", str(home), *submit,
