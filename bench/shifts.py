@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from shiftstream.runners.simulator import SimConfig, simulate
 from shiftstream.transforms.config import Config, load_config
 from shiftstream.transforms.events import CODE, INTEREST_WEIGHT
-from shiftstream.transforms.shift import ShiftDetector, alpha
+from shiftstream.transforms.shift import ShiftDetector, ShiftParams
 
 HOUR = 3_600_000
 
@@ -75,11 +75,10 @@ def detect_core(stream: list[tuple[int, str]], cfg: Config) -> list[tuple[int, s
     """shiftstream's detector (transforms/shift.py) with the configured settings."""
     sh = cfg.shift
     d = ShiftDetector()
-    a_s, a_l = alpha(sh.short_half_life_events), alpha(sh.long_half_life_events)
+    params = ShiftParams.from_config(sh, cfg.profile.max_categories)
     out = []
     for ts, cat, session in stream:
-        det = d.update(cat, ts, a_s, a_l, sh.min_events, sh.threshold, sh.cooldown_events, sh.persist_events,
-                       session if sh.confirm_across_sessions else None)
+        det = d.update(cat, ts, params, session if sh.confirm_across_sessions else None)
         if det:
             out.append((det.ts, det.from_category, det.to_category))
     return out

@@ -39,11 +39,11 @@ class DecisionWriter:
         """Like `write`, returning the decision records written (for engines that also publish them)."""
         if not rows:
             return []
-        extra, shadow = self.scorer.score(rows) if self.scorer is not None else ({}, None)
-        decisions = self.renderer.render(rows, int(self.clock() * 1000), **extra)
+        live, shadow = self.scorer.score(rows) if self.scorer is not None else (None, None)
+        decisions = self.renderer.render(rows, int(self.clock() * 1000), live)
         self.sink.write(decisions)
         if shadow is not None:
-            sc = shadow["scores"]
-            self.sink.write_shadow([(r.key, shadow["model_version"], {m: float(v[i]) for m, v in sc.items()})
+            sc = shadow.scores
+            self.sink.write_shadow([(r.key, shadow.model_version, {m: float(v[i]) for m, v in sc.items()})
                                     for i, r in enumerate(rows)])
         return decisions

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from shiftstream.transforms.decisions import ModelScores
+
 from .manifest import Manifest, ModelError, check_graph
 
 MODEL_NAMES = ("propensity", "clusters", "next_interest")
@@ -61,20 +63,21 @@ class ModelSet:
             raise ModelError(f"{folder}: holds none of {', '.join(MODEL_NAMES)}")
         return cls(folder.name, models)
 
-    def score(self, rows: Sequence) -> dict:
+    def score(self, rows: Sequence) -> ModelScores:
         """Scores for a micro-batch of decision rows: one onnxruntime call per model."""
-        out: dict = {"scores": {}, "model_version": self.label}
+        scores: dict = {}
+        ml_segments = next_interest = None
         if not rows:
-            return out
+            return ModelScores(self.label, scores)
         X = None
         if "propensity" in self.models or "clusters" in self.models:
             X = np.array([r.values for r in rows], dtype=np.float32)
         if "propensity" in self.models:
             sess, _ = self.models["propensity"]
-            out["scores"]["propensity"] = sess.run(["probabilities"], {"features": X})[0][:, 1]
+            scores["propensity"] = sess.run(["probabilities"], {"features": X})[0][:, 1]
         if "clusters" in self.models:
             sess, _ = self.models["clusters"]
-            out["ml_segments"] = sess.run(["label"], {"features": X})[0].reshape(-1)
+            ml_segments = sess.run(["label"], {"features": X})[0].reshape(-1)
         if "next_interest" in self.models:
             sess, m = self.models["next_interest"]
             n = len(m.inputs[0]["shape"]) and m.inputs[0]["shape"][1]
@@ -86,10 +89,10 @@ class ModelSet:
                     seq[i, j] = idx.get(c, 0)
             p = sess.run(["probabilities"], {"sequence": seq})[0]
             best = p.argmax(axis=1)
-            out["scores"]["next_interest_p"] = p[np.arange(len(rows)), best]
+            scores["next_interest_p"] = p[np.arange(len(rows)), best]
             voc = self.vocabulary
-            out["next_interest"] = [voc[b] for b in best]
-        return out
+            next_interest = [voc[b] for b in best]
+        return ModelScores(self.label, scores, ml_segments, next_interest)
 
 
 class Scorer:
@@ -153,8 +156,8 @@ class Scorer:
             self.log(f"{pointer} model set is now {version}")
         return changed
 
-    def score(self, rows: Sequence) -> tuple[dict, dict | None]:
-        """(keyword arguments for Renderer.render from the live set, the shadow set's scores or None)."""
+    def score(self, rows: Sequence) -> tuple[ModelScores, ModelScores | None]:
+        """(the live set's scores, the shadow set's or None)."""
         self.reload()
         live = self.live.score(rows)
         shadow = self.shadow.score(rows) if self.shadow is not None else None

@@ -72,18 +72,17 @@ def compare(live, shadow, rows) -> dict:
 
     a, b = live.score(rows), shadow.score(rows)
     out: dict = {"rows": len(rows), "live": live.label, "shadow": shadow.label}
-    for name in sorted(set(a["scores"]) & set(b["scores"])):
-        d = np.abs(a["scores"][name] - b["scores"][name])
+    for name in sorted(set(a.scores) & set(b.scores)):
+        d = np.abs(a.scores[name] - b.scores[name])
         out[name] = {"mean_abs_delta": float(d.mean()), "p99_abs_delta": float(np.quantile(d, 0.99)),
                      "max_abs_delta": float(d.max()),
-                     "correlation": float(np.corrcoef(a["scores"][name], b["scores"][name])[0, 1])
-                     if d.any() else 1.0}
-    if "ml_segments" in a and "ml_segments" in b:
-        out["clusters"] = {"adjusted_rand_index": float(adjusted_rand_score(a["ml_segments"], b["ml_segments"])),
-                           "same_label": float(np.mean(a["ml_segments"] == b["ml_segments"]))}
-    if "next_interest" in a and "next_interest" in b:
-        out["next_interest"] = {"top1_agreement": float(np.mean(np.array(a["next_interest"]) ==
-                                                                np.array(b["next_interest"])))}
+                     "correlation": float(np.corrcoef(a.scores[name], b.scores[name])[0, 1]) if d.any() else 1.0}
+    if a.ml_segments is not None and b.ml_segments is not None:
+        out["clusters"] = {"adjusted_rand_index": float(adjusted_rand_score(a.ml_segments, b.ml_segments)),
+                           "same_label": float(np.mean(a.ml_segments == b.ml_segments))}
+    if a.next_interest is not None and b.next_interest is not None:
+        out["next_interest"] = {"top1_agreement": float(np.mean(np.array(a.next_interest) ==
+                                                                np.array(b.next_interest)))}
     return out
 
 

@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from .features import feature_names
+from .segments import RuleError, compile_rules
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -295,9 +298,6 @@ def config_from_dict(data: dict, source: str = "config", defaults: bool = True) 
 
 
 def _cross_checks(cfg: Config) -> list[str]:
-    from .features import feature_names
-    from .segments import RuleError, compile_rules
-
     problems = []
     if cfg.sessions.max_length <= cfg.sessions.gap:
         problems.append("sessions.max_length: must be longer than sessions.gap")

@@ -26,7 +26,7 @@ from .config import Config
 from .events import INTEREST_WEIGHT, Ev
 from .outputs import Blocked, Changed, Duplicate, Erased, Late, SessionClosed, ShiftDetected
 from .sessions import Session
-from .shift import alpha
+from .shift import ShiftParams
 from .state import UserState
 
 PRIVACY_KINDS = ("consent_granted", "consent_revoked", "erasure")
@@ -41,11 +41,8 @@ class Core:
         self.max_length = cfg.sessions.max_length
         self.half_life = cfg.profile.affinity_half_life
         self.keep_sessions = cfg.profile.recent_sessions
-        sh = cfg.shift
-        self.a_short = alpha(sh.short_half_life_events)
-        self.a_long = alpha(sh.long_half_life_events)
-        self.shift_args = (sh.min_events, sh.threshold, sh.cooldown_events, sh.persist_events)
-        self.confirm_sessions = sh.confirm_across_sessions
+        self.shift_params = ShiftParams.from_config(cfg.shift, cfg.profile.max_categories)
+        self.confirm_sessions = cfg.shift.confirm_across_sessions
         self.max_pending = cfg.event_time.max_pending
         self.max_categories = cfg.profile.max_categories
         self.opt_in = cfg.privacy.consent_mode == "opt_in"
@@ -168,8 +165,8 @@ class Core:
         state.windows.add(ev.ts, ev.code, ev.category)
         state.profile.add(ev, self.half_life)
         if ev.category is not None and INTEREST_WEIGHT[ev.code]:
-            det = state.shift.update(ev.category, ev.ts, self.a_short, self.a_long, *self.shift_args,
-                                     s.start if self.confirm_sessions else None, self.max_categories)
+            det = state.shift.update(ev.category, ev.ts, self.shift_params,
+                                     s.start if self.confirm_sessions else None)
             if det is not None:
                 outs.append(ShiftDetected(key, det.ts, det.from_category, det.to_category, det.score))
         state.last_ts = ev.ts

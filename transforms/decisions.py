@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from .config import Config
-from .features import feature_names, feature_row, recent_categories, top_categories
+from .features import feature_index, feature_names, feature_row, recent_categories, top_categories
 from .segments import Segmenter
 
 
@@ -13,18 +13,28 @@ class Row(NamedTuple):
 
     key: str
     event_time: int
-    values: tuple[float, ...]
+    values: tuple[float, ...]  # the feature vector, named by `features.feature_names(cfg)` (read by name through
+                               # `features.feature_index(cfg)`)
     top: list[str]
     shift: tuple | None   # (ts, from, to, score) of the latest detection
     shift_score: float
     recent: list[str]     # the last interest categories, oldest first (the next-interest model's input)
 
 
+class ModelScores(NamedTuple):
+    """What a model set gives a micro-batch of rows, each field row-aligned (None: that model is not in the set)."""
+
+    model_version: str
+    scores: dict[str, Sequence[float]]          # score name -> one value per row
+    ml_segments: Sequence[int] | None = None     # the clustering model's label per row
+    next_interest: Sequence[str] | None = None   # the next-interest model's category per row
+
+
 def snapshot(state, key: str, cfg: Config) -> Row:
     """The row for a user's current state."""
     values = feature_row(state, cfg)
-    return Row(key, state.last_ts, values, top_categories(state), state.shift.last, values[-2],
-               recent_categories(state, 10))
+    return Row(key, state.last_ts, values, top_categories(state), state.shift.last,
+               values[feature_index(cfg)["shift_score"]], recent_categories(state, 10))
 
 
 class Renderer:
@@ -34,10 +44,12 @@ class Renderer:
         self.names = feature_names(cfg)
         self.segmenter = Segmenter(cfg.segments.rules, self.names, cfg.segments.default)
 
-    def render(self, rows: Sequence[Row], now_ms: int, scores: dict[str, Sequence[float]] | None = None,
-               ml_segments: Sequence[int] | None = None, model_version: str | None = None,
-               next_interest: Sequence[str] | None = None) -> list[dict]:
+    def render(self, rows: Sequence[Row], now_ms: int, models: ModelScores | None = None) -> list[dict]:
         names = self.names
+        scores = models.scores if models is not None else None
+        ml_segments = models.ml_segments if models is not None else None
+        next_interest = models.next_interest if models is not None else None
+        model_version = models.model_version if models is not None else None
         assign = self.segmenter.assign
         out = []
         for i, r in enumerate(rows):

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from .config import Config
+from .events import INTEREST_WEIGHT
 from .windows import WINDOW_FEATURES, window_label
+
+if TYPE_CHECKING:
+    from .config import Config
 
 SESSION_FEATURES = (
     "session_duration_s", "session_events", "session_page_views", "session_clicks", "session_scrolls",
@@ -25,12 +29,22 @@ def _names(widths: tuple[int, ...]) -> tuple[str, ...]:
     return SESSION_FEATURES + win + PROFILE_FEATURES
 
 
-def feature_names(cfg: Config) -> tuple[str, ...]:
+def feature_names(cfg: "Config") -> tuple[str, ...]:
     """Names of the feature vector, in order, for this configuration's windows."""
     return _names(cfg.windows.sliding)
 
 
-def feature_row(state, cfg: Config) -> tuple[float, ...]:
+@lru_cache(maxsize=16)
+def _index(widths: tuple[int, ...]) -> dict[str, int]:
+    return {n: i for i, n in enumerate(_names(widths))}
+
+
+def feature_index(cfg: "Config") -> dict[str, int]:
+    """Where each named feature sits in the vector: the one table that readers of a row go through by name."""
+    return _index(cfg.windows.sliding)
+
+
+def feature_row(state, cfg: "Config") -> tuple[float, ...]:
     """The feature vector of a user's state (see `feature_names`)."""
     s = state.session
     p = state.profile
@@ -81,8 +95,6 @@ def top_categories(state, k: int = 5) -> list[str]:
 
 def recent_categories(state, n: int = 10) -> list[str]:
     """The categories of the user's last `n` interest events, oldest first (from the window buffer)."""
-    from .events import INTEREST_WEIGHT
-
     out: list[str] = []
     buf = state.windows.buf
     i = len(buf) - 1

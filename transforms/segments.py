@@ -71,11 +71,6 @@ class Segmenter:
         return self.default
 
 
-def compile_rules(rules: Iterable, feature_names: Sequence[str] | None = None) -> Segmenter:
-    """Validate and compile rules (against the default feature names when none are given)."""
-    if feature_names is None:
-        from .config import Config
-        from .features import feature_names as names
-
-        feature_names = names(Config())
+def compile_rules(rules: Iterable, feature_names: Sequence[str]) -> Segmenter:
+    """Validate and compile rules against a configuration's feature names (`features.feature_names(cfg)`)."""
     return Segmenter(rules, feature_names)

@@ -7,9 +7,29 @@ for at least a few events; the long-term view then adopts the short-term one and
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
-_FIELDS = ("s", "gs", "stot", "l", "gl", "ltot", "n", "top", "cooldown", "lead", "last", "cand")
+# the state, in the order `to_list` keeps it (checkpoints hold that list)
+_FIELDS = ("short", "short_scale", "short_total", "long", "long_scale", "long_total", "events", "top", "cooldown",
+           "lead", "last", "candidate")
+
+
+@dataclass(frozen=True)
+class ShiftParams:
+    """The detector's settings (config `shift`), with the half-lives turned into smoothing factors."""
+    a_short: float
+    a_long: float
+    min_events: int
+    threshold: float
+    cooldown: int
+    persist: int = 2
+    max_categories: int = 64
+
+    @classmethod
+    def from_config(cls, sh, max_categories: int = 64) -> "ShiftParams":
+        return cls(alpha(sh.short_half_life_events), alpha(sh.long_half_life_events), sh.min_events, sh.threshold,
+                   sh.cooldown_events, sh.persist_events, max_categories)
 
 
 class Detection(NamedTuple):
@@ -25,95 +45,98 @@ class ShiftDetector:
     __slots__ = _FIELDS
 
     def __init__(self):
-        self.s: dict[str, float] = {}
-        self.gs = 1.0
-        self.stot = 0.0
-        self.l: dict[str, float] = {}
-        self.gl = 1.0
-        self.ltot = 0.0
-        self.n = 0
-        self.top: str | None = None
-        self.cooldown = 0
-        self.lead = 0
-        self.last: tuple | None = None  # the latest detection, as a plain tuple
-        self.cand: list | None = None   # [category, session it first led in]
+        # short- and long-term interest per category, each kept as weight * scale (the scale shrinks by (1 - a)
+        # per event, so an update touches one category) with the running total of weights
+        self.short: dict[str, float] = {}
+        self.short_scale = 1.0
+        self.short_total = 0.0
+        self.long: dict[str, float] = {}
+        self.long_scale = 1.0
+        self.long_total = 0.0
+        self.events = 0
+        self.top: str | None = None          # the long-term top category
+        self.cooldown = 0                    # interest events left before another detection
+        self.lead = 0                        # events in a row the candidate has led
+        self.last: tuple | None = None       # the latest detection, as a plain tuple
+        self.candidate: list | None = None   # [category, session it first led in]
 
-    def update(self, cat: str, ts: int, a_short: float, a_long: float, min_events: int, threshold: float,
-               cooldown: int, persist: int = 2, session: int | None = None,
-               max_categories: int = 64) -> Detection | None:
+    def update(self, cat: str, ts: int, p: ShiftParams, session: int | None = None) -> Detection | None:
         """Take one interest event. With `session` given (the session's start time), a candidate must still lead
         in a later session than the one it first led in: one-session excursions are not shifts."""
-        self.n += 1
+        self.events += 1
+        a_short, a_long = p.a_short, p.a_long
         # p <- (1-a) p + a e_cat, kept as p = u * g with g shrinking by (1-a) per step
-        if cat not in self.s and len(self.s) >= max_categories:
+        if cat not in self.short and len(self.short) >= p.max_categories:
             self._drop_weakest(cat)
-        self.gs *= 1.0 - a_short
-        self.s[cat] = self.s.get(cat, 0.0) + a_short / self.gs
-        self.stot = self.stot * (1.0 - a_short) + a_short
-        self.gl *= 1.0 - a_long
-        self.l[cat] = self.l.get(cat, 0.0) + a_long / self.gl
-        self.ltot = self.ltot * (1.0 - a_long) + a_long
-        if self.gs < 1e-150:
-            self.s = {c: v * self.gs for c, v in self.s.items() if v * self.gs > 1e-9}
-            self.gs = 1.0
-        if self.gl < 1e-150:
-            self.l = {c: v * self.gl for c, v in self.l.items() if v * self.gl > 1e-9}
-            self.gl = 1.0
+        self.short_scale *= 1.0 - a_short
+        self.short[cat] = self.short.get(cat, 0.0) + a_short / self.short_scale
+        self.short_total = self.short_total * (1.0 - a_short) + a_short
+        self.long_scale *= 1.0 - a_long
+        self.long[cat] = self.long.get(cat, 0.0) + a_long / self.long_scale
+        self.long_total = self.long_total * (1.0 - a_long) + a_long
+        if self.short_scale < 1e-150:
+            self.short = {c: v * self.short_scale for c, v in self.short.items() if v * self.short_scale > 1e-9}
+            self.short_scale = 1.0
+        if self.long_scale < 1e-150:
+            self.long = {c: v * self.long_scale for c, v in self.long.items() if v * self.long_scale > 1e-9}
+            self.long_scale = 1.0
         top = self.top
-        if top is None or (cat != top and self.l[cat] > self.l.get(top, 0.0)):
+        if top is None or (cat != top and self.long[cat] > self.long.get(top, 0.0)):
             self.top = top = cat
         if self.cooldown:
             self.cooldown -= 1
-        if cat == top or self.n < min_events:
+        if cat == top or self.events < p.min_events:
             self.lead = 0
             return None
-        sc = self.s[cat] * self.gs / self.stot
-        lc = self.l[cat] * self.gl / self.ltot
-        st = self.s.get(top, 0.0) * self.gs / self.stot
-        score = sc - lc
-        if score >= threshold and sc > st:
+        short_share = self.short[cat] * self.short_scale / self.short_total
+        long_share = self.long[cat] * self.long_scale / self.long_total
+        top_short_share = self.short.get(top, 0.0) * self.short_scale / self.short_total
+        score = short_share - long_share
+        if score >= p.threshold and short_share > top_short_share:
             self.lead += 1
-            if self.cand is None or self.cand[0] != cat:
-                self.cand = [cat, session]
+            if self.candidate is None or self.candidate[0] != cat:
+                self.candidate = [cat, session]
         else:
             self.lead = 0
             return None
-        if self.lead < persist or self.cooldown:
+        if self.lead < p.persist or self.cooldown:
             return None
-        if session is not None and self.cand[1] == session:
+        if session is not None and self.candidate[1] == session:
             return None
         # adopt the short-term view as the new long-term baseline
-        self.l = {c: v * self.gs / self.stot for c, v in self.s.items()}
-        self.gl, self.ltot = 1.0, 1.0
+        self.long = {c: v * self.short_scale / self.short_total for c, v in self.short.items()}
+        self.long_scale, self.long_total = 1.0, 1.0
         self.top = cat
-        self.cooldown = cooldown
+        self.cooldown = p.cooldown
         self.lead = 0
-        self.cand = None
+        self.candidate = None
         det = Detection(ts, top, cat, round(score, 6))
         self.last = tuple(det)
         return det
 
     def _drop_weakest(self, keep: str) -> None:
         """Make room for a new category: drop the one with the least long-term (then short-term) interest."""
-        l, sh = self.l, self.s
-        weakest = min((c for c in sh if c != keep and c != self.top), key=lambda c: (l.get(c, 0.0), sh[c]))
-        sh.pop(weakest, None)
-        l.pop(weakest, None)
+        long, short = self.long, self.short
+        weakest = min((c for c in short if c != keep and c != self.top), key=lambda c: (long.get(c, 0.0), short[c]))
+        short.pop(weakest, None)
+        long.pop(weakest, None)
 
     def score_now(self) -> float:
         """The largest short-over-long excess of any category right now (0 when none)."""
-        if not self.stot or not self.ltot:
+        if not self.short_total or not self.long_total:
             return 0.0
         best = 0.0
-        for c, v in self.s.items():
-            d = v * self.gs / self.stot - self.l.get(c, 0.0) * self.gl / self.ltot
+        gs, st, gl, lt, long = self.short_scale, self.short_total, self.long_scale, self.long_total, self.long
+        for c, v in self.short.items():
+            d = v * gs / st - long.get(c, 0.0) * gl / lt
             if d > best:
                 best = d
         return best
 
     def to_list(self) -> list:
-        return [dict(self.s), self.gs, self.stot, dict(self.l), self.gl, self.ltot, self.n, self.top, self.cooldown,
-                self.lead, list(self.last) if self.last else None, list(self.cand) if self.cand else None]
+        return [dict(self.short), self.short_scale, self.short_total, dict(self.long), self.long_scale,
+                self.long_total, self.events, self.top, self.cooldown, self.lead,
+                list(self.last) if self.last else None, list(self.candidate) if self.candidate else None]
 
     @classmethod
     def from_list(cls, data: list) -> "ShiftDetector":

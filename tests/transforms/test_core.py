@@ -159,7 +159,7 @@ def test_state_per_user_is_bounded_whatever_the_volume(categories):
     assert len(s.pending) <= LATENESS // 2000 + 1 and len(s.pending_ids) == len(s.pending)
     assert len(s.windows.buf) <= 2 * CFG.windows.max_events + 64
     assert len(s.profile.aff) <= cap and len(s.session.cats) <= cap
-    assert len(s.shift.s) <= cap and len(s.shift.l) <= cap
+    assert len(s.shift.short) <= cap and len(s.shift.long) <= cap
     assert max(sizes) < 120_000
     assert sizes[-1] < sizes[1] * 1.2  # no growth once the caps are reached
 

@@ -4,7 +4,7 @@ import random
 from bench.shifts import evaluate
 from shiftstream.runners.simulator import SimConfig, simulate
 from shiftstream.transforms.config import load_config
-from shiftstream.transforms.shift import ShiftDetector, alpha
+from shiftstream.transforms.shift import ShiftDetector, ShiftParams
 
 CFG = load_config()
 SH = CFG.shift
@@ -19,8 +19,7 @@ def feed(d, cats_by_session, rng_noise=0.0, seed=0):
             t += 1000
             if rng.random() < rng_noise:
                 c = "noise"
-            det = d.update(c, t, alpha(SH.short_half_life_events), alpha(SH.long_half_life_events), SH.min_events,
-                           SH.threshold, SH.cooldown_events, SH.persist_events, session)
+            det = d.update(c, t, ShiftParams.from_config(SH), session)
             if det:
                 dets.append(det)
     return dets
