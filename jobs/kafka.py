@@ -8,6 +8,7 @@ import time
 from collections import deque
 
 from shiftstream.transforms.config import Config
+from shiftstream.transforms.watermarks import NO_WATERMARK
 
 from .reference import ReferenceJob
 
@@ -24,7 +25,7 @@ class CommitPoints:
 
     def add(self, topic: str, partition: int, offset: int, ts: int | None) -> None:
         """ts None: done at once (a dead letter, a privacy request)."""
-        self.parts.setdefault((topic, partition), deque()).append((offset, -(2**63) if ts is None else ts))
+        self.parts.setdefault((topic, partition), deque()).append((offset, NO_WATERMARK if ts is None else ts))
 
     def due(self, watermark: int) -> list:
         from confluent_kafka import TopicPartition
@@ -42,7 +43,7 @@ class CommitPoints:
 
 
 class KafkaUnreachable(ConnectionError):
-    """No broker answered at the bootstrap address."""
+    """No broker answered at the bootstrap address (the message says where, and what to check)."""
 
 
 def client_config(bootstrap: str, **extra) -> dict:
@@ -59,25 +60,29 @@ def kafka_reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
     try:
         AdminClient(client_config(bootstrap)).list_topics(timeout=timeout_s)
     except KafkaException:
-        from shiftstream.runners.errors import UserError
-
-        raise UserError(f"cannot reach Kafka at {bootstrap} within {timeout_s:g}s (is the broker running? "
+        raise KafkaUnreachable(f"cannot reach Kafka at {bootstrap} within {timeout_s:g}s (is the broker running? "
                         "--kafka-bootstrap names it)") from None
 
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """The sum of a group's committed offsets on a topic (0 where nothing is committed)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
     c = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
     try:
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
             return 0
-        return sum(max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, p) for p in md.partitions],
-                                                          timeout=10))
+        return _committed(c, topic, list(md.partitions))
     finally:
         c.close()
+
+
+def _committed(consumer, topic: str, partitions: list[int]) -> int:
+    from confluent_kafka import TopicPartition
+
+    return sum(max(tp.offset, 0) for tp in consumer.committed([TopicPartition(topic, p) for p in partitions],
+                                                              timeout=10))
 
 
 def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
@@ -110,7 +115,7 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             msgs = consumer.consume(1000, 0.2)
             now = time.monotonic()
             if not msgs:
-                job.idle(now)
+                job.idle()  # on the job's own clock
                 if idle_exit is not None and now - last_msg >= idle_exit:
                     break
                 continue
@@ -153,18 +158,17 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, end: int, client=None, poll_s: float = 0.5,
-                   timeout_s: float | None = None) -> None:
-    """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints);
-    client: a JobClient whose job ending first is an error."""
-    from confluent_kafka import Consumer, TopicPartition
+                   timeout_s: float | None = None, stop=None) -> None:
+    """Until the group's committed offsets on topic add up to `end` (the Flink source commits on checkpoints), or
+    `stop()` is true; client: a JobClient whose job ending first is an error."""
+    from confluent_kafka import Consumer
 
     c = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
     try:
         parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while deadline is None or time.monotonic() < deadline:
-            got = sum(max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10))
-            if got >= end:
+            if _committed(c, topic, parts) >= end or (stop is not None and stop()):
                 return
             if client is not None and client.get_job_status().result().is_globally_terminal_state():
                 raise RuntimeError(f"the job ended before reaching offset {end} of {topic}")

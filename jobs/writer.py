@@ -22,14 +22,9 @@ class DecisionWriter:
         """A writer on a new Redis sink from the config, with the models directory's scorer if one is given."""
         from shiftstream.jobs.redis_sink import RedisSink
 
-        sink = RedisSink.from_config(cfg)
-        scorer = None
-        if models_dir:
-            from shiftstream.models.scorer import Scorer
-            from shiftstream.transforms.features import feature_names
+        from shiftstream.models.scorer import scorer_for
 
-            scorer = Scorer(models_dir, feature_names(cfg), cfg.models.reload_interval, cfg.models.intra_op_threads)
-        return cls(cfg, sink, scorer)
+        return cls(cfg, RedisSink.from_config(cfg), scorer_for(cfg, models_dir))
 
     def write(self, rows: Sequence[Row]) -> int:
         """Returns how many decisions were written."""

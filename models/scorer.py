@@ -95,6 +95,15 @@ class ModelSet:
         return ModelScores(self.label, scores, ml_segments, next_interest)
 
 
+def scorer_for(cfg, models_dir) -> "Scorer | None":
+    """The scorer the config describes for a models directory (None: no directory, no scores)."""
+    if not models_dir:
+        return None
+    from shiftstream.transforms.features import feature_names
+
+    return Scorer(models_dir, feature_names(cfg), cfg.models.reload_interval, cfg.models.intra_op_threads)
+
+
 class Scorer:
     """The live model set for decisions (reloaded when LIVE changes) and the shadow set, if SHADOW names one.
 

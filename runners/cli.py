@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shiftstream.jobs.kafka import KafkaUnreachable
+    from shiftstream.models.manifest import ModelError
+    from shiftstream.schemas.errors import DecodeError
     from shiftstream.transforms.config import ConfigError
     from shiftstream.transforms.pseudonyms import PseudonymKeyError
 
@@ -108,22 +111,22 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     try:
-        return args.func(args) or 0
+        rc = args.func(args) or 0
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) is a BrokenPipeError here, not at exit
+        return rc
     except UserError as exc:
         if args.debug:
             raise
         return fail(str(exc), exc.code)
-    except (ConfigError, PseudonymKeyError) as exc:
+    except (ConfigError, PseudonymKeyError, KafkaUnreachable, ModelError, DecodeError) as exc:
         if args.debug:
             raise
         return fail(str(exc), 1)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     except BrokenPipeError:  # `shiftstream ... | head`: the reader left; say nothing more
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit, quietly
         return 141
     except Exception as exc:  # a defect, not a user error: still one line, the traceback with --debug
         if args.debug:

@@ -79,4 +79,8 @@ def main(args) -> int:
         print(f"demo: try `shiftstream lookup USER_ID --redis-url {url}` while Redis runs "
               f"(this demo's redis-server stops now; pass --redis-url to keep your own)" if not args.redis_url
               else f"demo: look users up with `shiftstream lookup user-000001 --redis-url {url}`")
-    return 0 if shown else 1
+    if not shown:
+        from .errors import UserError
+
+        raise UserError(f"no decision of the users looked up was found in {url}: the run wrote none for them")
+    return 0

@@ -214,6 +214,7 @@ class Cluster:
 
     def stop(self, job_id: str, drain: bool = False) -> str:
         """Stop with a savepoint (drain: the watermark goes to the end of time first); returns its path."""
+        self.rest("/overview")  # a cluster that is up, or one clear line saying there is none
         target = (self.home / "savepoints").as_uri()
         r = self._bin("flink", "stop", "--savepointPath", target, *(["--drain"] if drain else []), job_id)
         m = re.search(r"Savepoint completed\. Path: (\S+)", r.stdout)
@@ -268,6 +269,8 @@ def main(args) -> int:
         elif c == "stop":
             print(f"deploy: job {args.job_id} stopped; savepoint {cluster.stop(args.job_id, args.drain)}")
         elif c == "shutdown":
+            if not cluster.running():
+                raise ClusterError(f"no cluster runs from {cluster.home}: nothing to stop")
             cluster.shutdown()
             print("deploy: cluster stopped")
     except ClusterError as exc:

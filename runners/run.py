@@ -12,6 +12,7 @@ from shiftstream.jobs.redis_sink import RedisSink, RedisWriteError, redact_url
 from shiftstream.jobs.reference import Outputs, ReferenceJob
 from shiftstream.models.manifest import ModelError
 from shiftstream.schemas import read_container, read_frames
+from shiftstream.schemas.errors import DecodeError
 from shiftstream.transforms.config import Config, load_config
 from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
@@ -24,7 +25,8 @@ log = logs.get("run")
 RUNNERS = ("reference", "beam", "flink")
 # options that apply to some runners or sources only: (runners, source) they apply to, None meaning any
 APPLIES = {
-    "privacy": (("reference",), None, "privacy requests run on the reference runner (on Flink: issue 6/6)"),
+    "privacy": (("reference",), "file", "privacy requests from a file go with an events file on the reference "
+                "runner (a Kafka run reads them from --privacy-topic; Beam and Flink do not take them yet)"),
     "flink_mode": (("flink",), None, "it sets the PyFlink execution mode"),
     "beam_runner": (("beam",), None, "it picks Beam's local runner"),
     "beam_arg": (("beam",), None, "it passes options to Beam"),
@@ -77,9 +79,12 @@ def check_arguments(args) -> None:
         raise usage("give one source: --input FILE or --kafka-bootstrap HOST:PORT" if not args.input else
                     "give one source: --input reads a file, --kafka-bootstrap reads Kafka; not both")
     source = "kafka" if args.kafka_bootstrap else "file"
+    if args.runner == "beam" and source == "kafka":
+        raise usage("the Beam runner reads event files only (--input): Beam's Kafka IO needs an expansion service "
+                    "it downloads at run time. Use --runner reference or flink for Kafka")
     for name, (runners, src, why) in APPLIES.items():
         value = getattr(args, name, None)
-        if value in (None, False, []):
+        if value is None or value is False or value == []:  # not given (0 is a value: --idle-exit 0)
             continue
         flag = "--" + name.replace("_", "-")
         if args.runner not in runners or (src is not None and src != source):
@@ -122,13 +127,14 @@ def models_dir(args, cfg: Config) -> Path | None:
 
 
 def make_scorer(args, cfg: Config):
-    from shiftstream.models.scorer import Scorer
-    from shiftstream.transforms.features import feature_names
+    """The scorer for --models (or the config's), checked before any engine starts: a bad models directory is
+    one line here, not a failure inside an engine's workers."""
+    from shiftstream.models.scorer import scorer_for
 
-    d = models_dir(args, cfg)
-    if d is None:
-        return None
-    return Scorer(d, feature_names(cfg), cfg.models.reload_interval, cfg.models.intra_op_threads)
+    try:
+        return scorer_for(cfg, models_dir(args, cfg))
+    except ModelError as exc:
+        raise UserError(f"models: {exc}") from None
 
 
 def settings(args) -> Config:
@@ -147,9 +153,7 @@ class JsonLines:
         self.fo = open(path, "w")
         self.n = 0
 
-    def __call__(self, record) -> None:
-        if hasattr(record, "_asdict"):
-            record = {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in record._asdict().items()}
+    def __call__(self, record: dict) -> None:
         self.fo.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.n += 1
 
@@ -164,15 +168,26 @@ def _read_privacy(path: Path | None, cfg: Config) -> list[dict]:
         from shiftstream.jobs.ingest import privacy_decoder
 
         decode = privacy_decoder(cfg)
-        return sorted((decode(m) for m in read_frames(path)), key=lambda r: r["ts"])
-    return sorted(read_container(path, "privacy_request"), key=lambda r: r["ts"])
+        try:
+            return sorted((decode(m) for m in read_frames(path)), key=lambda r: r["ts"])
+        except DecodeError as exc:
+            raise UserError(f"--privacy {path}: {exc} (privacy requests are all-or-nothing: fix the file)") from None
+    try:
+        return sorted(read_container(path, "privacy_request"), key=lambda r: r["ts"])
+    except DecodeError as exc:
+        raise UserError(f"--privacy {path}: {exc}") from None
 
 
 def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool) -> None:
     """Feed a file through the job; privacy requests are applied as event time reaches them."""
     from tqdm import tqdm
 
-    bar = tqdm(desc="events", unit="ev", disable=not progress, file=sys.stderr, mininterval=0.5, unit_scale=True)
+    with tqdm(desc="events", unit="ev", disable=not progress, file=sys.stderr, mininterval=0.5,
+              unit_scale=True) as bar:
+        _feed(job, path, privacy, bar)
+
+
+def _feed(job: ReferenceJob, path: Path, privacy: list[dict], bar) -> None:
     pi = 0
     max_ts = -1
     n = 0
@@ -202,7 +217,6 @@ def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool)
         job.on_privacy(privacy[pi])
         pi += 1
     bar.update(n & 4095)
-    bar.close()
 
 
 def open_sink(cfg: Config) -> RedisSink:
@@ -262,8 +276,11 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     mode = args.flink_mode or cfg.engine.execution_mode
     t0 = time.perf_counter()
     if not args.kafka_bootstrap:
-        r = topology.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
-                              cfg.engine.parallelism)
+        try:
+            r = topology.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
+                                  cfg.engine.parallelism)
+        except Exception as exc:  # the job failed: its first line, without a Java stack on top
+            raise UserError(f"the Flink job failed: {first_line(exc, 500)}") from None
         elapsed = time.perf_counter() - t0
         print(f"shiftstream run (flink, {r['mode']} mode, mini-cluster): {r['messages']:,} messages in "
               f"{elapsed:.1f}s (start-up included)")
@@ -319,9 +336,15 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
                 # here: once this job has completed checkpoints (each commits the offsets it reached) and the
                 # committed offsets reach the end seen at start, stop with a drain (the end of event time: sessions
                 # close, the last decisions are written). The drained savepoint is final, not a point to resume from.
-                savepoints.wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client)
-                wait_committed(args.kafka_bootstrap, group, topic, before[topic], client)
-                drained = savepoints.stop_with_savepoint(client, drain=True)
+                asked = lambda: stop.asked  # noqa: E731  (Ctrl-C while waiting: a plain stop with a savepoint)
+                savepoints.wait_checkpoints(cfg.engine.checkpoint_dir, str(client.get_job_id()), 2, client,
+                                            stop=asked)
+                wait_committed(args.kafka_bootstrap, group, topic, before[topic], client, stop=asked)
+                if stop.asked:
+                    log.info("run: stopping with a savepoint ...")
+                    savepoint = savepoints.stop_with_savepoint(client)
+                else:
+                    drained = savepoints.stop_with_savepoint(client, drain=True)
             else:
                 result = client.get_job_execution_result()
                 while not stop.asked and not result.done():
@@ -352,15 +375,20 @@ def main(args) -> int:
     check_arguments(args)
     cfg = settings(args)
     key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
+    scorer = make_scorer(args, cfg)  # every runner: a bad models directory is refused before anything starts
     if args.runner == "beam":
         return run_beam(args, cfg, key)
     if args.runner == "flink":
         return run_flink(args, cfg, key)
     privacy = _read_privacy(args.privacy, cfg)
     if args.kafka_bootstrap:
-        from shiftstream.jobs.kafka import kafka_reachable
+        from shiftstream.jobs.kafka import kafka_reachable, topic_ends
 
         kafka_reachable(args.kafka_bootstrap)
+        topic = args.topic or cfg.kafka.events_topic
+        if topic_ends(args.kafka_bootstrap, [topic])[topic] < 0:
+            log.warning("topic %s does not exist at %s yet: nothing to read until it does (check --topic)", topic,
+                        args.kafka_bootstrap)
     with ExitStack() as stack:
         sink = open_sink(cfg)
         stack.callback(sink.close)
@@ -368,10 +396,6 @@ def main(args) -> int:
         late = JsonLines(args.out_dir / "late-events.jsonl")
         stack.callback(dead.close)
         stack.callback(late.close)
-        try:
-            scorer = make_scorer(args, cfg)
-        except ModelError as exc:
-            raise UserError(f"models: {exc}") from None
         job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late), scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
@@ -381,7 +405,10 @@ def main(args) -> int:
                       args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
                       group_id(args, cfg))
         else:
-            run_file(job, args.input, privacy, not args.quiet)
+            try:
+                run_file(job, args.input, privacy, not args.quiet)
+            except DecodeError as exc:  # a container file that is broken as a file (a bad record is a dead letter)
+                raise UserError(f"--input {args.input}: {exc}") from None
             job.finish()
         elapsed = time.perf_counter() - t0
     s = job.summary()

@@ -46,9 +46,8 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
     from confluent_kafka import Producer
     from tqdm import tqdm
 
-    from shiftstream.jobs.kafka import client_config, kafka_reachable
+    from shiftstream.jobs.kafka import client_config
 
-    kafka_reachable(bootstrap)
     wire = WireCodec(MemoryRegistry(), "interaction")
     pwire = WireCodec(MemoryRegistry(), "privacy_request")
     producer = Producer(client_config(bootstrap, **{"linger.ms": 5, "queue.buffering.max.messages": 1_000_000,

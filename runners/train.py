@@ -9,15 +9,15 @@ import numpy as np
 from shiftstream.schemas import read_container, read_frames
 
 
-def _records(path: Path):
+def _records(path: Path, cfg):
     if path.suffix == ".frames":
-        from shiftstream.schemas import MemoryRegistry, WireCodec
+        from shiftstream.schemas import wire_codec
         from shiftstream.schemas.errors import DecodeError
 
-        wire = WireCodec(MemoryRegistry(), "interaction")
+        decode = wire_codec(cfg.kafka.schema_registry_url, "interaction").decode
         for m in read_frames(path):
             try:
-                yield wire.decode(m)
+                yield decode(m)
             except DecodeError:
                 continue
     else:
@@ -40,8 +40,12 @@ def train_main(args) -> int:
     from shiftstream.models.train import set_pointer, train_all
     from shiftstream.transforms.config import load_config
 
+    from .errors import usage
+
+    if not args.events.is_file():
+        raise usage(f"--events {args.events}: no such file")
     cfg = load_config(args.config)
-    records = list(_records(args.events))
+    records = list(_records(args.events, cfg))
     if args.truth:
         vocabulary = json.loads(args.truth.read_text())["categories"]
     else:
@@ -93,18 +97,25 @@ def compare_main(args) -> int:
     from shiftstream.transforms.decisions import Row
     from shiftstream.transforms.features import feature_names
 
-    cfg = load_config(args.config)
-    live_v = args.live or (args.models / "LIVE").read_text().strip()
-    try:
-        shadow_v = args.shadow or (args.models / "SHADOW").read_text().strip()
-    except FileNotFoundError:
-        from .errors import usage
+    from .errors import usage
 
-        raise usage(f"no --shadow and no SHADOW pointer in {args.models}")
+    if not args.events.is_file():
+        raise usage(f"--events {args.events}: no such file")
+    cfg = load_config(args.config)
+
+    def pointer(name: str, given: str | None) -> str:
+        if given:
+            return given
+        try:
+            return (args.models / name).read_text().strip()
+        except OSError:
+            raise usage(f"no --{name.lower()} and no {name} pointer in {args.models}") from None
+
+    live_v, shadow_v = pointer("LIVE", args.live), pointer("SHADOW", args.shadow)
     names = feature_names(cfg)
     live = ModelSet.load(args.models / live_v, names)
     shadow = ModelSet.load(args.models / shadow_v, names)
-    ds = build(_records(args.events), cfg, tuple(live.vocabulary or shadow.vocabulary), max_rows=args.rows)
+    ds = build(_records(args.events, cfg), cfg, tuple(live.vocabulary or shadow.vocabulary), max_rows=args.rows)
     voc = ds.vocabulary
     rows = []
     for i in range(min(len(ds.X), len(ds.seq))):

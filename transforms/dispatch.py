@@ -6,6 +6,7 @@ is due, with a late record, a closed session, a shift, an erasure) and calls it 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -13,11 +14,8 @@ from .outputs import (BLOCKED, DECISIONS_DUE, DUPLICATES, LATE, PURGED, SESSIONS
                       Duplicate, Erased, Late, SessionClosed, ShiftDetected)
 
 
-class Counts(dict):
+class Counts(Counter):
     """Counters by name (see `outputs.COUNTERS`); engines with a metric system subclass `inc` to mirror them."""
-
-    def __missing__(self, name: str) -> int:
-        return 0
 
     def inc(self, name: str, n: int = 1) -> None:
         self[name] = self.get(name, 0) + n
@@ -26,11 +24,6 @@ class Counts(dict):
         """Count one under `name` and under `name.reason`."""
         self.inc(name)
         self.inc(f"{name}.{reason}")
-
-    def add(self, other: dict) -> "Counts":
-        for k, v in other.items():
-            self.inc(k, v)
-        return self
 
 
 def _none(_):

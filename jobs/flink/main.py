@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from shiftstream.transforms.config import load_config
     from shiftstream.transforms.pseudonyms import key_from_settings
 
-    p = argparse.ArgumentParser(prog="flink_job")
+    p = argparse.ArgumentParser(prog="shiftstream-flink-job")
     add_job_arguments(p)
     p.add_argument("--name", default="shiftstream")
     args = p.parse_args(argv)
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # `flink run -py .../jobs/flink/main.py`: the importable module's main, not __main__'s
-    _top = Path(__file__).resolve().parents[2]  # a checkout's root, or site-packages/shiftstream
-    sys.path.insert(0, str(_top.parent if _top.name == "shiftstream" else _top))
+    _top = Path(__file__).resolve().parents[2]  # a checkout's root, or site-packages/shiftstream (a package)
+    sys.path.insert(0, str(_top.parent if (_top / "__init__.py").exists() else _top))
     from shiftstream.jobs.flink.main import main as _main
 
     sys.exit(_main())

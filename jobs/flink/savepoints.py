@@ -65,11 +65,14 @@ def stop_with_savepoint(client, drain: bool = False, directory: str | None = Non
     return path
 
 
-def wait_checkpoints(checkpoint_dir: str, job_id: str, n: int, client=None, timeout_s: float = 300) -> None:
-    """Until the job `job_id` has completed n checkpoints of its own under checkpoint_dir."""
+def wait_checkpoints(checkpoint_dir: str, job_id: str, n: int, client=None, timeout_s: float = 300,
+                     stop=None) -> None:
+    """Until the job `job_id` has completed n checkpoints of its own under checkpoint_dir (or `stop()` is true)."""
     folder = local_path(checkpoint_dir) / job_id
     deadline = time.monotonic() + timeout_s
     while len(list(folder.glob("chk-*/_metadata"))) < n:
+        if stop is not None and stop():
+            return
         if client is not None and client.get_job_status().result().is_globally_terminal_state():
             raise RuntimeError(f"the job ended before completing {n} checkpoints")
         if time.monotonic() > deadline:

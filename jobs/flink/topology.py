@@ -67,7 +67,7 @@ def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = 
             lines[tag].append(line)
         counts = Counts()
         for f in Path(counts_dir).glob("counts-*.json"):
-            counts.add(json.loads(f.read_text()))
+            counts.update(json.loads(f.read_text()))
     (out / "dead-letters.jsonl").write_text("".join(x + "\n" for x in lines["dead"]))
     (out / "late-events.jsonl").write_text("".join(x + "\n" for x in lines["late"]))
     return {**counts, "messages": sum(1 for _ in read_frames(path)), "mode": mode}

@@ -33,12 +33,9 @@ class Reference:
         return None
 
     def run(self, data, cfg, tmp: Path, models_dir: str | None) -> Result:
-        scorer = None
-        if models_dir:
-            from shiftstream.models.scorer import Scorer
-            from shiftstream.transforms.features import feature_names
+        from shiftstream.models.scorer import scorer_for
 
-            scorer = Scorer(models_dir, feature_names(cfg), log=lambda m: None)
+        scorer = scorer_for(cfg, models_dir)
         job, _, cap = run_reference(data.messages, cfg, privacy=data.privacy, sink=RedisSink.from_config(cfg),
                                     messages=True, key=DEV_KEY, scorer=scorer)
         return Result(redis_decisions(cfg.redis.url), job.stats, cap.late, cap.dead_letters)

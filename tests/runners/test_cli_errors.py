@@ -133,14 +133,45 @@ def test_flink_with_a_dead_broker(redis_url):
 def test_deploy_without_a_cluster(tmp_path):
     one_line_error(cli("deploy", "--dir", tmp_path, "submit"), "shiftstream deploy start")
     one_line_error(cli("deploy", "--dir", tmp_path, "list"), "shiftstream deploy start")
+    one_line_error(cli("deploy", "--dir", tmp_path, "stop", "0" * 32), "shiftstream deploy start")
+    one_line_error(cli("deploy", "--dir", tmp_path, "shutdown"), "nothing to stop")
 
 
-def test_a_closed_pipe_is_quiet():
-    p = subprocess.Popen(f"{sys.executable} -m shiftstream.runners.cli simulate --users 200 --events 30000 "
-                         f"--out /dev/stdout --quiet | head -c 10 > /dev/null", shell=True, stderr=subprocess.PIPE,
-                         env=ENV)
-    _, err = p.communicate(timeout=120)
-    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+def test_broken_files_are_named(frames, tmp_path, redis_url):
+    from shiftstream.runners.simulate import write_outputs
+    from shiftstream.runners.simulator import SimConfig, simulate
+
+    paths = write_outputs(simulate(SimConfig(users=5, events=300, seed=1)), tmp_path / "e.avro", 1)
+    cut = tmp_path / "cut.avro"
+    cut.write_bytes(paths["events"].read_bytes()[:-40])
+    one_line_error(cli("run", "--input", cut, "--redis-url", redis_url, "--out-dir", tmp_path, "--quiet"), "--input",
+                   "cut.avro")
+    bad = tmp_path / "bad.frames"
+    bad.write_bytes(b"\x00\x00\x00\x03abc")
+    one_line_error(cli("run", "--input", frames, "--privacy", bad, "--redis-url", redis_url), "--privacy")
+    one_line_error(cli("train", "--events", tmp_path / "missing.avro", "--out", tmp_path / "m"), "no such file",
+                   code=2)
+    one_line_error(cli("models", "compare", "--models", tmp_path, "--events", frames), "LIVE pointer", code=2)
+    (tmp_path / "models").mkdir()
+    for runner in ("reference", "beam"):
+        one_line_error(cli("run", "--runner", runner, "--input", frames, "--models", tmp_path / "models",
+                           "--redis-url", redis_url, "--out-dir", tmp_path), "models:")
+
+
+def test_a_closed_pipe_is_quiet(tmp_path):
+    """The reader closes its end before the command writes anything: the write fails with EPIPE."""
+    r = subprocess.run(f"set -o pipefail; {sys.executable} -m shiftstream.runners.cli config check "
+                       f"| {{ exec 0<&-; sleep 3; }}", shell=True, executable="/bin/bash", capture_output=True,
+                       text=True, env=ENV, timeout=60)
+    assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
+
+
+def test_sources_a_runner_cannot_read_are_refused(frames):
+    one_line_error(cli("run", "--runner", "beam", "--kafka-bootstrap", DEAD), "event files only", code=2)
+    one_line_error(cli("run", "--kafka-bootstrap", DEAD, "--privacy", frames), "--privacy", "--privacy-topic",
+                   code=2)
+    one_line_error(cli("run", "--runner", "flink", "--kafka-bootstrap", DEAD, "--idle-exit", "0"), "--idle-exit",
+                   code=2)
 
 
 # -- options that do not apply are refused -------------------------------------------------------------------------
@@ -153,6 +184,7 @@ def test_a_closed_pipe_is_quiet():
     (("--runner", "beam", "--privacy", "x.avro"), "--privacy"),
     (("--topic", "t"), "--topic"),
     (("--group-id", "g"), "--group-id"),
+    (("--idle-exit", "0"), "--idle-exit"),  # 0 is a value, not "not given"
 ])
 def test_options_that_do_not_apply_are_refused(frames, args, flag):
     one_line_error(cli("run", "--input", frames, *args), flag, "does not apply", code=2)

@@ -14,3 +14,27 @@ def test_the_core_imports_no_engine_codec_or_broker():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "ingest" in MODULES and "dispatch" in MODULES and r.stdout.strip() == ""
+
+
+def test_the_data_walks_one_way():
+    """schemas -> transforms -> models -> jobs -> runners: no package imports one that comes after it."""
+    import ast
+
+    order = ["schemas", "transforms", "models", "jobs", "runners"]
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for i, pkg in enumerate(order):
+        later = {f"shiftstream.{p}" for p in order[i + 1:]}
+        for path in (root / pkg).rglob("*.py"):
+            here = ["shiftstream", *path.relative_to(root).with_suffix("").parts]
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):  # relative imports resolved against the file's package
+                    base = here[:-node.level] if node.level else []
+                    names = [".".join(base + ([node.module] if node.module else []))]
+                else:
+                    names = []
+                found += [f"{path.relative_to(root)} imports {n}" for n in names
+                          if any(n == x or n.startswith(x + ".") for x in later)]
+    assert found == []
