@@ -64,6 +64,8 @@ class EventTime:
     watermark_idleness: int = _dur("30s", 1)
     max_pending: int = _int(5000, 1)
     max_future_skew: int = _dur("1d", 1)
+    outlier_tolerance: int = _int(3, 0)
+    outlier_window: int = _int(256, 2)
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,8 @@ def _cross_checks(cfg: Config) -> list[str]:
     problems = []
     if cfg.sessions.max_length <= cfg.sessions.gap:
         problems.append("sessions.max_length: must be longer than sessions.gap")
+    if cfg.event_time.outlier_window <= cfg.event_time.outlier_tolerance:
+        problems.append("event_time.outlier_window: must be larger than event_time.outlier_tolerance")
     if cfg.shift.long_half_life_events <= cfg.shift.short_half_life_events:
         problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
     if not cfg.redis.url.startswith("redis://"):

@@ -49,7 +49,8 @@ class Ingest:
         self.monotonic = monotonic
         self.source = source
         self.max_future_ms = et.max_future_skew
-        self.watermarks = Watermarks(et.allowed_lateness, et.watermark_idleness)
+        self.watermarks = Watermarks(et.allowed_lateness, et.watermark_idleness, et.outlier_tolerance,
+                                     et.outlier_window)
 
     def message(self, data: bytes, partition: int = 0, offset: int | None = None) -> Arrival | DeadLetter:
         """One message value (Confluent wire format)."""

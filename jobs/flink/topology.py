@@ -2,7 +2,7 @@
 
     source (KafkaSource of raw bytes | a .frames file) -> Decode (ordered, parallelism 1: the core's Ingest stamps
     the source watermark at arrival as the reference runner computes it; dead letters to a side output)
-    -> event-time timestamps, bounded out-of-orderness watermarks with idleness -> key by user
+    -> Flink watermarks from the arrival watermarks (outliers cannot move them), with idleness -> key by user
     -> RunCore (alone in its task; see functions) -> decisions (Avro, wire format) on the main output, late events
     -> Kafka topics for decisions, dead letters and late events (file runs collect the last two to JSON lines)
 """
@@ -44,7 +44,8 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
         decode = Decode(cfg, key, None, source.topic, counts_dir)
     raw = raw.set_parallelism(1).uid("source")
     decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
-    strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.event_time.allowed_lateness)) \
+    # the timestamps are the arrival watermarks (already minus the allowed lateness, never decreasing)
+    strategy = WatermarkStrategy.for_monotonous_timestamps() \
         .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
     timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
     core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \

@@ -18,6 +18,7 @@ class Scenario:
     shuffle_block: int = 0                    # arrivals shuffled within blocks of this many (0: as simulated)
     models: bool = False                      # decisions scored with the shared trained model set
     privacy: bool = False                     # consent and erasure requests among the events
+    future: tuple[int, ...] = ()              # hours ahead to date one event each by (absurd timestamps)
     users: int = 40
     events: int = 4000
     seed: int = 0
@@ -29,6 +30,7 @@ SCENARIOS = (
     Scenario("duplicates", dict(duplicates=0.08), seed=13),
     Scenario("too_late", dict(out_of_order=0.1, too_late=0.03), seed=14),
     Scenario("malformed", dict(malformed=0.03), seed=15),
+    Scenario("outliers", dict(out_of_order=0.1, max_delay_s=60), future=(23, 6 * 24 - 4, 2), seed=18),
     Scenario("privacy", dict(privacy_rate=0.15), privacy=True, seed=16),
     Scenario("models", dict(out_of_order=0.2, max_delay_s=90, duplicates=0.03, too_late=0.01, malformed=0.01),
              shuffle_block=8, models=True, seed=17),
@@ -52,8 +54,27 @@ def _sim(s: Scenario):
     return _SIMS[s.name]
 
 
+def outlier_positions(s: Scenario, n: int) -> list[int]:
+    """Where the scenario's absurd timestamps go: spread over the middle of the stream."""
+    return [n * (i + 1) // (len(s.future) + 1) for i in range(len(s.future))]
+
+
+def events(s: Scenario) -> list[dict]:
+    """The scenario's events in arrival order, absurd timestamps planted."""
+    evs = _sim(s).events
+    if s.future:
+        evs = [dict(e) for e in evs]
+        for pos, hours in zip(outlier_positions(s, len(evs)), s.future):
+            evs[pos]["ts"] += hours * 3_600_000
+    return evs
+
+
 def data(s: Scenario, folder: Path) -> Data:
     sim = _sim(s)
+    if s.future:
+        from dataclasses import replace
+
+        sim = replace(sim, events=events(s))
     msgs = list(wire_messages(sim, WireCodec(MemoryRegistry(), "interaction")))
     if s.shuffle_block:
         msgs = shuffled_in_blocks(msgs, s.shuffle_block, seed=s.seed)

@@ -2,7 +2,7 @@ from shiftstream.transforms.watermarks import NO_WATERMARK, Watermarks
 
 
 def test_the_watermark_is_the_slowest_partition_minus_lateness_and_never_goes_back():
-    w = Watermarks(allowed_lateness_ms=1000, idleness_ms=5000)
+    w = Watermarks(allowed_lateness_ms=1000, idleness_ms=5000, tolerance=0)
     assert w.observe(10_000, 0, now=0.0) == 9_000
     assert w.observe(50_000, 1, now=0.1) == 9_000  # partition 0 holds it back
     assert w.observe(5_000, 0, now=0.2) == 9_000  # an old event never moves it back
@@ -10,7 +10,7 @@ def test_the_watermark_is_the_slowest_partition_minus_lateness_and_never_goes_ba
 
 
 def test_an_idle_partition_stops_holding_the_watermark_back():
-    w = Watermarks(allowed_lateness_ms=1000, idleness_ms=5000)
+    w = Watermarks(allowed_lateness_ms=1000, idleness_ms=5000, tolerance=0)
     w.observe(10_000, 0, now=0.0)
     for i in range(1, 60):  # partition 1 keeps going, partition 0 falls silent
         w.observe(10_000 + i * 1000, 1, now=float(i) / 20)  # under 3 s: partition 0 still counts
@@ -38,3 +38,54 @@ def test_the_reference_runner_releases_an_idle_partition():
     job.idle()
     assert len(job.sink.decisions) >= 15
     assert NO_WATERMARK < job.watermarks.current
+
+
+def test_a_few_events_far_ahead_cannot_move_the_watermark():
+    w = Watermarks(allowed_lateness_ms=1000, tolerance=3, window=16)
+    for t in range(1, 11):
+        w.observe(t * 1000)
+    assert w.current == 7000 - 1000  # the 4th-latest of 1..10 s
+    for _ in range(3):  # three outliers a day ahead, among good events
+        w.observe(86_400_000)
+        w.observe(w.current + 5000)
+    assert w.current < 60_000
+    assert w.high() == 86_400_000
+
+
+def test_a_genuine_jump_moves_the_watermark_after_tolerance_plus_one_events():
+    w = Watermarks(allowed_lateness_ms=0, tolerance=2, window=8)
+    for t in (1, 2, 3):
+        w.observe(t)
+    assert w.current == 1
+    w.observe(1000)
+    w.observe(1001)
+    assert w.current == 3
+    w.observe(1002)
+    assert w.current == 1000
+
+
+def test_outliers_age_out_of_the_window():
+    w = Watermarks(allowed_lateness_ms=0, tolerance=1, window=4)
+    for t in (1, 2, 10**9, 3):
+        w.observe(t)
+    assert w.current == 3  # one outlier tolerated
+    for t in (4, 5, 6, 7):  # the outlier leaves the window: the next one is tolerated again
+        w.observe(t)
+    w.observe(2 * 10**9)
+    w.observe(8)
+    assert w.current == 8
+
+
+def test_a_partition_starts_with_tolerance_plus_one_events_so_a_first_outlier_sets_nothing():
+    w = Watermarks(allowed_lateness_ms=0, tolerance=3)
+    w.observe(10**12)
+    for t in (1, 2):
+        assert w.observe(t) == NO_WATERMARK
+    assert w.observe(3) == 1
+
+
+def test_the_window_must_exceed_the_tolerance():
+    import pytest
+
+    with pytest.raises(ValueError):
+        Watermarks(0, tolerance=4, window=4)
