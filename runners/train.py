@@ -14,7 +14,7 @@ def _records(path: Path, cfg):
         from shiftstream.schemas import wire_codec
         from shiftstream.schemas.errors import DecodeError
 
-        decode = wire_codec(cfg.kafka.schema_registry_url, "interaction").decode
+        decode = wire_codec(cfg.kafka.schema_registry_url, "interaction", cfg.kafka.writer_schemas).decode
         for m in read_frames(path):
             try:
                 yield decode(m)

@@ -1,6 +1,6 @@
 """The Avro contract: schemas (`*.avsc`) and their codecs for files and Kafka messages.
 
-The names below load on first use, so the pure parts (`errors`, `varint`, `redact`) import without fastavro."""
+The names below load on first use, so the pure parts (`errors`, `varint`) import without fastavro."""
 from __future__ import annotations
 
 import importlib

@@ -82,7 +82,8 @@ class AvroCodec:
             return found
         if isinstance(exc, EOFError):
             return Truncated(f"{self.name} record cut short")
-        return DecodeError(f"{self.name}: {type(exc).__name__}: {exc}")
+        # the library's message can quote the bytes (a raw id among them): only the kind of failure is kept
+        return DecodeError(f"{self.name}: {type(exc).__name__} while decoding")
 
     def encode_many(self, records: Iterable[dict]) -> list[bytes]:
         return [self.encode(r) for r in records]

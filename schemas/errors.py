@@ -40,6 +40,18 @@ class BadValue(DecodeError):
     reason = "bad_value"
 
 
+class NonFinite(BadValue):
+    reason = "non_finite"
+
+
+class TooLong(BadValue):
+    reason = "too_long"
+
+
+class TooLarge(DecodeError):
+    reason = "too_large"
+
+
 class TrailingBytes(DecodeError):
     reason = "trailing_bytes"
 

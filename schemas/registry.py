@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Protocol
 
 from fastavro.schema import to_parsing_canonical_form
@@ -85,10 +87,50 @@ class HttpRegistry:
             raise
 
 
-def registry_from_url(url: str) -> SchemaRegistry:
-    """`memory://` for the in-process registry, `http(s)://host:port` for a real one."""
+class FileRegistry(MemoryRegistry):
+    """A registry in a directory, shared by the processes of one host: ids are fingerprints (as `memory://`), and
+    every registered schema is written to `<dir>/<id>.avsc` (atomically), so a consumer resolves a writer schema a
+    producer in another process registered."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def register(self, subject: str, schema: dict) -> int:
+        sid = super().register(subject, schema)
+        path = self.dir / f"{sid}.avsc"
+        if not path.exists():
+            tmp = path.with_name(f".{sid}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(schema))
+            os.replace(tmp, path)
+        return sid
+
+    def schema(self, schema_id: int) -> dict:
+        try:
+            return super().schema(schema_id)
+        except UnknownSchemaId:
+            path = self.dir / f"{schema_id}.avsc"
+            if not path.exists():
+                raise UnknownSchemaId(f"schema id {schema_id} is not in the registry at {self.dir}") from None
+            schema = json.loads(path.read_text())
+            self._by_id[schema_id] = schema
+            return schema
+
+
+def registry_from_url(url: str, writer_schemas: tuple | list = ()) -> SchemaRegistry:
+    """`memory://` for the in-process registry, `file://DIR` for one shared through a directory, `http(s)://host:port`
+    for a real one. `writer_schemas`: .avsc files of other (evolved) writer schemas to register at start, so
+    messages written with them are resolved against our reader schema instead of refused."""
     if url.startswith("memory://"):
-        return MemoryRegistry()
-    if url.startswith(("http://", "https://")):
-        return HttpRegistry(url)
-    raise ValueError(f"schema registry url must start with memory://, http:// or https://, got {url!r}")
+        reg: SchemaRegistry = MemoryRegistry()
+    elif url.startswith("file://"):
+        reg = FileRegistry(url[len("file://"):])
+    elif url.startswith(("http://", "https://")):
+        return HttpRegistry(url)  # a real registry knows its writers' schemas
+    else:
+        raise ValueError(f"schema registry url must start with memory://, file://, http:// or https://, got {url!r}")
+    for path in writer_schemas:
+        schema = json.loads(Path(path).read_text())
+        reg.register(f"writer.{schema.get('name', 'schema')}", schema)
+    return reg

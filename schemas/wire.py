@@ -47,8 +47,9 @@ class WireCodec:
         return writer
 
 
-def wire_codec(registry_url: str, schema: str) -> WireCodec:
-    """The codec for one of our schemas on the registry a config names (`kafka.schema_registry_url`)."""
+def wire_codec(registry_url: str, schema: str, writer_schemas: tuple | list = ()) -> WireCodec:
+    """The codec for one of our schemas on the registry a config names (`kafka.schema_registry_url`, and the
+    evolved writer schemas `kafka.writer_schemas` lists)."""
     from .registry import registry_from_url
 
-    return WireCodec(registry_from_url(registry_url), schema)
+    return WireCodec(registry_from_url(registry_url, writer_schemas), schema)

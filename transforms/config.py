@@ -69,6 +69,14 @@ class EventTime:
 
 
 @dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = _int(65536, 64)
+    max_id_length: int = _int(128, 8)
+    max_label_length: int = _int(128, 8)
+    max_text_length: int = _int(8192, 8)
+
+
+@dataclass(frozen=True)
 class Sessions:
     gap: int = _dur("30m", 1)
     max_length: int = _dur("4h", 1)
@@ -142,6 +150,7 @@ class Kafka:
     late_topic: str = _str("late-events")
     group_id: str = _str("shiftstream")
     schema_registry_url: str = _str("memory://")
+    writer_schemas: tuple[str, ...] = field(default=(), metadata={"kind": "paths"})
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,7 @@ class Config:
 
     version: int = 1
     event_time: EventTime = EventTime()
+    limits: Limits = Limits()
     sessions: Sessions = Sessions()
     windows: Windows = Windows()
     profile: Profile = Profile()
@@ -223,6 +233,10 @@ def _convert(path: str, f: dataclasses.Field, value: Any, problems: list[str]) -
             if not meta["min"] <= value <= meta["max"]:
                 raise ValueError(f"must be between {meta['min']} and {meta['max']}, got {value}")
             return float(value)
+        if kind == "paths":
+            if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+                raise ValueError(f"expected a list of file paths, got {value!r}")
+            return tuple(value)
         if kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"expected true or false, got {value!r}")
@@ -309,8 +323,15 @@ def _cross_checks(cfg: Config) -> list[str]:
         problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
     if not cfg.redis.url.startswith("redis://"):
         problems.append(f"redis.url: must start with redis://, got {cfg.redis.url!r}")
-    if not cfg.kafka.schema_registry_url.startswith(("memory://", "http://", "https://")):
-        problems.append("kafka.schema_registry_url: must start with memory://, http:// or https://")
+    if not cfg.kafka.schema_registry_url.startswith(("memory://", "file://", "http://", "https://")):
+        problems.append("kafka.schema_registry_url: must start with memory://, file://, http:// or https://")
+    for path in cfg.kafka.writer_schemas:
+        try:
+            schema = yaml.safe_load(Path(path).read_text())  # JSON is YAML
+            if not isinstance(schema, dict) or schema.get("type") != "record":
+                raise ValueError("not an Avro record schema")
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            problems.append(f"kafka.writer_schemas: {path}: {str(exc).splitlines()[0]}")
     try:
         compile_rules(cfg.segments.rules, feature_names(cfg))
     except RuleError as exc:

@@ -31,24 +31,69 @@ def from_record(rec: dict) -> Ev:
               rec["scroll_depth"], rec["hover_ms"], rec["device"], rec["variant"])
 
 
-def check_record(rec: dict, latest_ms: int = 1 << 50):
-    """A BadValue error for a decoded record that cannot be processed (empty ids, absurd values, a time after
-    `latest_ms`: processing clock plus the allowed future skew), else None."""
+_INF = float("inf")
+_IDS = ("event_id", "user_id")
+_LABELS = ("category", "variant", "item_id", "session_hint")
+_TEXTS = ("page_url", "query")
+
+
+class Limits(NamedTuple):
+    """String lengths beyond which a record is refused (`limits` in the config)."""
+    max_id: int = 128
+    max_label: int = 128
+    max_text: int = 8192
+
+
+def check_record(rec: dict, latest_ms: int = 1 << 50, limits: Limits = Limits()):
+    """A BadValue error for a decoded record that cannot be processed (empty or over-long ids and strings,
+    non-finite or absurd numbers, a time after `latest_ms`: processing clock plus the allowed future skew), else
+    None. The fast path is one chain of comparisons; the reasons are worked out only for a bad record."""
     ts = rec["ts"]
-    if rec["event_id"] and rec["user_id"] and 0 < ts <= latest_ms:
+    eid, uid = rec["event_id"], rec["user_id"]
+    if eid and uid and 0 < ts <= latest_ms and len(eid) <= limits.max_id and len(uid) <= limits.max_id:
         sd, dw, hv, pr = rec["scroll_depth"], rec["dwell_ms"], rec["hover_ms"], rec["price"]
         if (sd is None or 0.0 <= sd <= 1.0) and (dw is None or dw >= 0) and (hv is None or hv >= 0) \
-                and (pr is None or pr >= 0):
+                and (pr is None or 0.0 <= pr < _INF) and _short(rec, limits):
             return None
-    from shiftstream.schemas.errors import BadValue
+    return _problem(rec, latest_ms, limits)
 
-    if not rec.get("event_id"):
-        return BadValue("event_id is empty")
-    if not rec.get("user_id"):
-        return BadValue("user_id is empty")
+
+def _short(rec: dict, limits: Limits) -> bool:
+    n = limits.max_label
+    for f in _LABELS:
+        v = rec.get(f)
+        if v is not None and len(v) > n:
+            return False
+    n = limits.max_text
+    for f in _TEXTS:
+        v = rec.get(f)
+        if v is not None and len(v) > n:
+            return False
+    return True
+
+
+def _problem(rec: dict, latest_ms: int, limits: Limits):
+    import math
+
+    from shiftstream.schemas.errors import BadValue, NonFinite, TooLong
+
+    for name in _IDS:
+        if not rec.get(name):
+            return BadValue(f"{name} is empty")
+    for names, cap, key in ((_IDS, limits.max_id, "max_id_length"), (_LABELS, limits.max_label, "max_label_length"),
+                            (_TEXTS, limits.max_text, "max_text_length")):
+        for name in names:
+            v = rec.get(name)
+            if v is not None and len(v) > cap:
+                return TooLong(f"{name} is {len(v)} characters, over limits.{key} ({cap})")
+    ts = rec["ts"]
     if not 0 < ts <= latest_ms:
         return BadValue(f"ts {ts} is not a plausible time in ms (it must be after 1970 and at most {latest_ms}, "
                         "the processing clock plus event_time.max_future_skew)")
+    for name in ("scroll_depth", "price"):
+        v = rec.get(name)
+        if v is not None and not math.isfinite(v):
+            return NonFinite(f"{name} is {v}, not a finite number")
     sd = rec.get("scroll_depth")
     if sd is not None and not 0.0 <= sd <= 1.0:
         return BadValue(f"scroll_depth {sd} is outside 0..1")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from shiftstream.schemas.errors import DecodeError
+from shiftstream.schemas.errors import DecodeError, TooLarge
 
 from .deadletters import dead_letter
-from .events import Ev, check_record, from_record
+from .events import Ev, Limits, check_record, from_record
 from .pseudonyms import Pseudonymiser
 from .watermarks import Watermarks
 
@@ -49,11 +49,17 @@ class Ingest:
         self.monotonic = monotonic
         self.source = source
         self.max_future_ms = et.max_future_skew
+        lim = cfg.limits
+        self.limits = Limits(lim.max_id_length, lim.max_label_length, lim.max_text_length)
+        self.max_bytes = lim.max_message_bytes
         self.watermarks = Watermarks(et.allowed_lateness, et.watermark_idleness, et.outlier_tolerance,
                                      et.outlier_window)
 
     def message(self, data: bytes, partition: int = 0, offset: int | None = None) -> Arrival | DeadLetter:
         """One message value (Confluent wire format)."""
+        if len(data) > self.max_bytes:
+            return self.dead(TooLarge(f"{len(data)} bytes, over limits.max_message_bytes ({self.max_bytes})"), data,
+                             partition, offset)
         try:
             rec = self.decode(data)
         except DecodeError as exc:
@@ -63,7 +69,7 @@ class Ingest:
     def record(self, rec: dict, partition: int = 0, offset: int | None = None,
                payload: bytes | None = None) -> Arrival | DeadLetter:
         """One decoded Interaction record (from a container file, or `message` after decoding)."""
-        problem = check_record(rec, int(self.clock() * 1000) + self.max_future_ms)
+        problem = check_record(rec, int(self.clock() * 1000) + self.max_future_ms, self.limits)
         if problem is not None:
             return self.dead(problem, payload, partition, offset)
         ev = from_record(rec)
@@ -73,7 +79,7 @@ class Ingest:
     def dead(self, error: Exception, payload: bytes | None, partition: int | None = 0,
              offset: int | None = None, source: str | None = None) -> DeadLetter:
         """A dead letter for a message of this source (or `source`, e.g. the privacy topic)."""
-        d = dead_letter(error, payload, self.pseudonymise, source or self.source, partition, offset,
+        d = dead_letter(error, payload, source or self.source, partition, offset,
                         int(self.clock() * 1000))
         return DeadLetter(d, d["reason"])
 

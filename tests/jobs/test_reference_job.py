@@ -53,31 +53,8 @@ def test_bad_messages_become_dead_letters_and_good_ones_all_arrive(sim):
     assert job.stats["events"] == len(sim.events)  # every good event processed
     blob = json.dumps(cap.dead_letters)
     assert "user-0" not in blob and all(d["detail"] for d in cap.dead_letters)
-    import base64
-
-    kept = [base64.b64decode(d["payload_b64"]) for d in cap.dead_letters if d["payload_b64"]]
-    assert kept and not any(b"user-0" in b for b in kept)
     assert all(d["payload_sha256"] and d["payload_length"] for d in cap.dead_letters)
-
-
-def test_a_plain_avro_record_without_the_wire_header_keeps_no_payload():
-    """Without the wire header the user id cannot be located with certainty, so the payload is not kept."""
-    import base64
-
-    from shiftstream.schemas import codec
-    from shiftstream.transforms.deadletters import dead_letter
-    from shiftstream.schemas.errors import BadMagicByte
-
-    body = codec("interaction").encode({"event_id": "e1", "user_id": "user-000123", "event_type": "click", "ts": 5,
-                                        **{k: None for k in ("session_hint", "item_id", "category", "price",
-                                                            "dwell_ms", "scroll_depth", "hover_ms", "page_url",
-                                                            "query", "variant", "device")}})
-    d = dead_letter(BadMagicByte("x"), body, lambda u: "p", "events")
-    assert d["payload_b64"] is None and d["payload_length"] == len(body)
-    wire = b"\x00\x00\x00\x00\x01" + body
-    d = dead_letter(BadMagicByte("x"), wire, lambda u: "pseudo", "events")
-    assert b"user-000123" not in base64.b64decode(d["payload_b64"]) and b"pseudonym:pseudo" in base64.b64decode(
-        d["payload_b64"])
+    assert not any("payload_b64" in d for d in cap.dead_letters)  # no byte of a payload is kept
 
 
 def _traces(job, sink_decisions, raw_id, key, client=None):
