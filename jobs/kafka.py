@@ -1,45 +1,17 @@
 """Kafka delivery for the jobs: the reference runner's consumer loop and commit points, and the admin helpers
-(end offsets, committed offsets) that runs and tests share. Offsets are committed only past decisions in Redis."""
+(end offsets, committed offsets) that runs and tests share. Offsets are committed only with a checkpoint of the
+runner's state, after the decisions before them are in Redis."""
 from __future__ import annotations
 
 import logging
 import signal
 import time
-from collections import deque
 
 from shiftstream.transforms.config import Config
-from shiftstream.transforms.watermarks import NO_WATERMARK
 
 from .reference import ReferenceJob
 
 _LOG = logging.getLogger("shiftstream.kafka")
-
-
-class CommitPoints:
-    """Per partition, the offsets consumed and their events' times. The safe commit point is the first offset
-    whose event the watermark has not passed yet: every decision before it is written, none after it is assumed."""
-
-    def __init__(self):
-        self.parts: dict[tuple[str, int], deque] = {}
-        self.committed: dict[tuple[str, int], int] = {}
-
-    def add(self, topic: str, partition: int, offset: int, ts: int | None) -> None:
-        """ts None: done at once (a dead letter, a privacy request)."""
-        self.parts.setdefault((topic, partition), deque()).append((offset, NO_WATERMARK if ts is None else ts))
-
-    def due(self, watermark: int) -> list:
-        from confluent_kafka import TopicPartition
-
-        out = []
-        for (topic, part), q in self.parts.items():
-            last = None
-            while q and q[0][1] <= watermark:
-                last = q.popleft()[0]
-            point = q[0][0] if q else (last + 1 if last is not None else None)
-            if point is not None and point != self.committed.get((topic, part)):
-                self.committed[(topic, part)] = point
-                out.append(TopicPartition(topic, part, point))
-        return out
 
 
 class KafkaUnreachable(ConnectionError):
@@ -85,57 +57,157 @@ def _committed(consumer, topic: str, partitions: list[int]) -> int:
                                                               timeout=10))
 
 
-def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
-              idle_exit: float | None, progress: bool, group: str | None = None) -> None:
-    """Consume events and privacy requests; offsets are committed only up to events whose decisions are written."""
-    from confluent_kafka import Consumer
+class Durable:
+    """A side output that can be synced and rewound (the reference runner's JSON-lines files)."""
 
-    consumer = Consumer(client_config(bootstrap, **{"group.id": group or cfg.kafka.group_id,
-                                                    "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                                                    "session.timeout.ms": 6000}))
-    consumer.subscribe([topic, privacy_topic])
+    def sync(self) -> int: ...          # flush and fsync; returns the length to rewind to
+
+    def rewind(self, length: int) -> None: ...
+
+
+def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privacy_topic: str,
+              idle_exit: float | None, progress: bool, group: str | None = None,
+              outputs: dict[str, Durable] | None = None) -> dict:
+    """Consume events and privacy requests until stopped (SIGTERM, Ctrl-C) or, with `idle_exit`, until the topics
+    are quiet that long (then the input counts as ended: every buffered event applies, as a Flink drain).
+
+    Every `engine.checkpoint_interval` (and on a stop or a rebalance) the runner checkpoints: decisions flushed to
+    Redis (every reply read), side outputs synced, its state written atomically with the next offset of every
+    partition (jobs/snapshots.py), then those offsets committed. A failed commit loses nothing (the checkpoint holds
+    the offsets; the next one commits again). On start it restores the checkpoint and seeks to its offsets.
+    One reference runner per group (it assigns itself every partition; it is the oracle, not the scale-out
+    form). Returns what happened (counts)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+    from . import snapshots
+
+    group = group or cfg.kafka.group_id
+    outputs = outputs or {}
+    path = snapshots.path_for(cfg.engine.checkpoint_dir, group)
+    snap = snapshots.load(path)
+    positions: dict[tuple[str, int], int] = {}
+    report = {"restored": False, "checkpoints": 0, "commit_failures": 0, "partitions": 0}
+    if snap is not None:
+        if snap["topics"] != sorted([topic, privacy_topic]):
+            raise snapshots.CheckpointError(f"the checkpoint {path} is for topics {', '.join(snap['topics'])}: pass the same topics, "
+                             "another --group-id, or delete it to start over")
+        job.restore(snap["job"])
+        positions = dict(snap["offsets"])
+        for name, out in outputs.items():
+            out.rewind(snap["outputs"].get(name, 0))
+        report["restored"] = True
+        _LOG.info("restored %s: %d users, %d partitions", path, len(job.states), len(positions))
+
+    def committed_cb(err, partitions) -> None:
+        if err is not None:  # the broker away or restarting: the checkpoint has the offsets
+            report["commit_failures"] += 1
+            _LOG.warning("offset commit failed (%s); the checkpoint holds the offsets, the next one commits again",
+                         err.str() if hasattr(err, "str") else err)
+
+    # the partitions are assigned, not subscribed: one reference runner reads every partition of both topics, so a
+    # restart resumes at once (no wait for a dead member's session to lapse) and a broker restart costs no
+    # rebalance; the group id is still where offsets are committed, for lag monitoring and `committed_total`
+    consumer = Consumer(client_config(bootstrap, **{"group.id": group, "auto.offset.reset": "earliest",
+                                                    "enable.auto.commit": False, "on_commit": committed_cb}))
+    held: set[tuple[str, int]] = set()
+    listed = {"at": 0.0}
+
+    def assign_new() -> None:
+        """Take every partition of the two topics not held yet (a topic created later, partitions added), at the
+        checkpoint's offset, else the group's committed offset, else the beginning."""
+        listed["at"] = time.monotonic()
+        try:
+            md = consumer.list_topics(timeout=5)
+            new = [TopicPartition(t, p) for t in (topic, privacy_topic)
+                   if (tm := md.topics.get(t)) is not None and tm.error is None
+                   for p in tm.partitions if (t, p) not in held]
+            if not new:
+                return
+            starts = consumer.committed(new, timeout=10)
+        except KafkaException as exc:
+            _LOG.warning("cannot list partitions (%s); trying again", exc.args[0].str() if exc.args else exc)
+            return
+        for tp in starts:
+            pos = positions.get((tp.topic, tp.partition))
+            tp.offset = pos if pos is not None else (tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+        consumer.incremental_assign(starts)
+        held.update((tp.topic, tp.partition) for tp in starts)
+        report["partitions"] = len(held)
+
+    def commit() -> None:
+        """The checkpoint's offsets, asynchronously: a commit never blocks the job; one that fails is reported to
+        committed_cb and repeated by the next checkpoint."""
+        due = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        if not due:
+            return
+        try:
+            consumer.commit(offsets=due, asynchronous=True)
+        except KafkaException as exc:
+            committed_cb(exc.args[0] if exc.args else exc, due)
+
+    def checkpoint() -> None:
+        job.flush()
+        job.sink.flush()  # every reply read: what the state says is written is in Redis
+        lengths = {name: out.sync() for name, out in outputs.items()}
+        snapshots.save(path, job.snapshot(), dict(positions), lengths, [topic, privacy_topic])
+        report["checkpoints"] += 1
+        commit()
+        if time.monotonic() - listed["at"] >= 10:  # partitions added, a topic created since
+            assign_new()
+
     stop = {"now": False}
 
     def _stop(*_):
         stop["now"] = True
 
     old = signal.signal(signal.SIGTERM, _stop)
-    points = CommitPoints()
-
-    def commit() -> None:
-        job.sink.flush()  # every reply read: the decisions before the watermark are in Redis
-        due = points.due(job.applied_through)
-        if due:
-            consumer.commit(offsets=due, asynchronous=False)
-
-    job.on_flush = commit
-    last_msg = time.monotonic()
+    interval = cfg.engine.checkpoint_interval / 1000
+    drained = failed = False
     try:
+        assign_new()
+        last_msg = last_cp = time.monotonic()
         while not stop["now"]:
             msgs = consumer.consume(1000, 0.2)
             now = time.monotonic()
-            if not msgs:
-                job.idle()  # on the job's own clock
-                if idle_exit is not None and now - last_msg >= idle_exit:
-                    break
-                continue
-            last_msg = now
+            got = False
             for m in msgs:
                 if m.error():
                     continue
+                got = True
                 if m.topic() == privacy_topic:
                     job.on_privacy_message(m.value(), m.partition(), m.offset())
-                    points.add(m.topic(), m.partition(), m.offset(), None)
                 else:
-                    ts = job.on_message(m.value(), m.partition(), m.offset())
-                    points.add(m.topic(), m.partition(), m.offset(), ts)
+                    job.on_message(m.value(), m.partition(), m.offset())
+                positions[(m.topic(), m.partition())] = m.offset() + 1
+            if got:
+                last_msg = now
+            else:
+                job.idle()  # on the job's own clock
+                if idle_exit is not None and held and now - last_msg >= idle_exit:
+                    drained = True
+                    break
+            if now - last_cp >= interval:
+                checkpoint()
+                last_cp = time.monotonic()
     except KeyboardInterrupt:
         pass
+    except BaseException:
+        failed = True  # e.g. Redis gone past redis.retry_for: no checkpoint, no commit past what is written
+        raise
     finally:
         signal.signal(signal.SIGTERM, old)
-        job.finish()
-        commit()
-        consumer.close()
+        try:
+            if failed:
+                pass
+            elif drained:  # the input ended: apply everything, commit all, and leave no state to resume
+                job.finish()
+                commit()
+                snapshots.remove(path)
+            else:  # stopped: keep every buffered event in the checkpoint, to resume exactly
+                checkpoint()
+        finally:
+            consumer.close()  # on every exit path, a failed write included (pending commits are sent first)
+    return report
 
 
 def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:

@@ -1,16 +1,39 @@
-"""Decisions into Redis: one hash per user, RESP packed by hand, one pipelined batch in flight."""
+"""Decisions into Redis: one hash per user, RESP packed by hand, one pipelined batch in flight.
+
+Faults: a lost connection (Redis restarted, a network cut, a timeout) is retried with exponential backoff (50 ms
+doubling to 2 s) for up to `redis.retry_for`, resending every batch in flight (writes are idempotent). Meanwhile
+the caller blocks, so nothing is consumed or committed past what is written (backpressure, no buffer grows); past
+`retry_for`, `RedisUnavailable` is raised. Credentials Redis refuses are not retried: `RedisAuthError`.
+
+URLs: `redis://[user:password@]host:port/db` and `rediss://...` (TLS; `redis.ca_file` names a CA bundle, else the
+system's). A password in the URL can be replaced by `redis.password_env` / `redis.password_file`."""
 from __future__ import annotations
 
+import logging
 import socket
+import ssl
 import time
 from collections import deque
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import hiredis
 import orjson
 
 _pack = hiredis.pack_command
 _NONE = b""
+
+
+def _secret(env: str | None, path: str | None) -> str | None:
+    """A secret from an environment variable or a file (stripped), never from the config file itself."""
+    import os
+
+    if env and os.environ.get(env):
+        return os.environ[env]
+    if path:
+        from pathlib import Path
+
+        return Path(path).read_text().strip()
+    return None
 
 
 def redact_url(url: str) -> str:
@@ -24,6 +47,17 @@ def redact_url(url: str) -> str:
 
 class RedisWriteError(RuntimeError):
     """Redis refused a write (the reply names why)."""
+
+
+class RedisAuthError(RedisWriteError):
+    """Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM): check the URL's user and password."""
+
+
+class RedisUnavailable(ConnectionError):
+    """Redis could not be reached for longer than `redis.retry_for`."""
+
+
+_LOG = logging.getLogger("shiftstream.redis")
 
 
 def decision_fields(d: dict) -> list:
@@ -68,44 +102,64 @@ class RedisSink:
     """Writes decision batches; `flush` waits for every reply. Writes are idempotent, so a resend is safe."""
 
     def __init__(self, url: str, key_prefix: str = "ss:d:", ttl_ms: int = 7 * 86_400_000, in_flight: int = 1,
-                 timeout_s: float = 10.0, shadow_prefix: str = "ss:shadow:"):
+                 timeout_s: float = 10.0, shadow_prefix: str = "ss:shadow:", retry_for_s: float = 300.0,
+                 password: str | None = None, ca_file: str | None = None):
         u = urlparse(url)
-        if u.scheme != "redis":
-            raise ValueError(f"only redis:// URLs are supported, got {redact_url(url)!r}")
+        if u.scheme not in ("redis", "rediss"):
+            raise ValueError(f"only redis:// and rediss:// URLs are supported, got {redact_url(url)!r}")
         self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
         self.db = int(u.path.lstrip("/") or 0)
-        self.password = u.password
+        self.username = unquote(u.username) if u.username else None
+        self.password = password if password is not None else (unquote(u.password) if u.password else None)
+        self.tls = None
+        if u.scheme == "rediss":
+            self.tls = ssl.create_default_context(cafile=ca_file)
+        self.where = f"{self.host}:{self.port}"
         self.prefix = key_prefix
         self.shadow_prefix = shadow_prefix
         self.ttl = str(int(ttl_ms))
         self.in_flight = in_flight
         self.timeout_s = timeout_s
+        self.retry_for_s = retry_for_s
         self._sent: deque[tuple[bytes, int]] = deque()
         self.written = 0
         self.deleted = 0
+        self.retries = 0
         self._connect()
 
     @classmethod
     def from_config(cls, cfg) -> "RedisSink":
         """The sink the config's `redis` section describes (every engine builds it this way)."""
         r = cfg.redis
-        return cls(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix)
+        return cls(r.url, r.key_prefix, r.ttl, r.in_flight_batches, shadow_prefix=r.shadow_prefix,
+                   retry_for_s=r.retry_for / 1000, password=_secret(r.password_env, r.password_file),
+                   ca_file=r.ca_file)
 
     def _connect(self) -> None:
-        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        self.sock = sock
         self.reader = hiredis.Reader()
         hello = b""
         n = 0
         if self.password:
-            hello += _pack(("AUTH", self.password))
+            hello += _pack(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
             n += 1
         if self.db:
             hello += _pack(("SELECT", self.db))
             n += 1
         if n:
             self.sock.sendall(hello)
-            self._read(n)
+            try:
+                self._read(n)
+            except RedisWriteError as exc:
+                msg = str(exc)
+                if any(w in msg for w in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid password", "invalid username")):
+                    raise RedisAuthError(f"Redis at {self.where} refused the credentials "
+                                         f"({msg.split('first: ', 1)[-1]})") from None
+                raise
 
     def key(self, user_key: str) -> str:
         return self.prefix + user_key
@@ -142,19 +196,20 @@ class RedisSink:
             self.deleted += len(keys) // 2
 
     def _send(self, payload: bytes, replies: int) -> None:
-        try:
-            self.sock.sendall(payload)
-        except OSError:
-            self._reconnect_and_resend()
-            self.sock.sendall(payload)
+        while True:
+            try:
+                self.sock.sendall(payload)
+                break
+            except OSError:
+                self._reconnect_and_resend()  # resends what is in flight; this payload goes next
         self._sent.append((payload, replies))
         while len(self._sent) > self.in_flight:
             self._ack()
 
-    def _ack(self, attempts: int = 3) -> None:
+    def _ack(self) -> None:
         """Read the oldest batch's replies; a lost connection is re-opened and the batches in flight resent
         (writes are idempotent). A batch Redis refused is dropped from the queue before the error is raised."""
-        for attempt in range(attempts):
+        while True:
             _, replies = self._sent[0]
             try:
                 self._read(replies)
@@ -162,22 +217,43 @@ class RedisSink:
                 self._sent.popleft()
                 raise
             except (OSError, ConnectionError):
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.1 * 2 ** attempt)
                 self._reconnect_and_resend()
                 continue
             self._sent.popleft()
             return
 
     def _reconnect_and_resend(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        self._connect()
-        for payload, _ in self._sent:
-            self.sock.sendall(payload)
+        """Re-open the connection and resend every batch in flight, retrying with backoff for `retry_for_s`."""
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        started = time.monotonic()
+        last_log = 0.0
+        while True:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            try:
+                self._connect()
+                for payload, _ in self._sent:
+                    self.sock.sendall(payload)
+                if time.monotonic() - started > 1:
+                    _LOG.warning("redis at %s is back after %.1fs", self.where, time.monotonic() - started)
+                return
+            except RedisAuthError:
+                raise
+            except (OSError, ConnectionError, RedisWriteError) as exc:
+                now = time.monotonic()
+                if now + delay > deadline:
+                    raise RedisUnavailable(f"redis at {self.where} unreachable for {now - started:.0f}s "
+                                           f"(redis.retry_for): {exc}") from None
+                if now - last_log >= 5:
+                    _LOG.warning("redis at %s unreachable (%s); retrying for up to %.0fs", self.where, exc,
+                                 self.retry_for_s)
+                    last_log = now
+                self.retries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _read(self, n: int) -> None:
         errors = []

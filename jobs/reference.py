@@ -195,6 +195,31 @@ class ReferenceJob:
         if self.on_flush is not None:
             self.on_flush()
 
+    # -- snapshots ---------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """The job's state as plain data, taken right after a `flush` (nothing rendered is waiting): user states,
+        timers, the source watermarks, counters. No raw id is in it (states are keyed by pseudonym)."""
+        if self.dirty or self.erased:
+            raise RuntimeError("snapshot() needs a flush() first: decisions are waiting to be written")
+        return {"states": {k: st.to_dict() for k, st in self.states.items()}, "timers": list(self.timers),
+                "watermarks": self.watermarks, "applied_through": self.applied_through, "stats": dict(self.stats),
+                "users_seen": set(self.users_seen), "purged_users": self.purged_users}
+
+    def restore(self, snap: dict) -> None:
+        """Continue from a `snapshot`: the same input after it then gives the same outputs as an unbroken run."""
+        from shiftstream.transforms.state import UserState
+
+        self.states = {k: UserState.from_dict(d) for k, d in snap["states"].items()}
+        self.timers = list(snap["timers"])
+        heapq.heapify(self.timers)
+        self.ingest.watermarks = self.watermarks = snap["watermarks"]
+        self.applied_through = snap["applied_through"]
+        self.stats.clear()
+        self.stats.update(snap["stats"])
+        self.users_seen = set(snap["users_seen"])
+        self.purged_users = snap["purged_users"]
+
     def summary(self) -> dict:
         s = self.stats
         # profiles: users with an accepted event; one erased who comes back later gets (and counts) a new profile

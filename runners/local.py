@@ -55,14 +55,27 @@ class LocalRedis:
         _wait_port(self.port, self.proc, "redis-server", 10)
         return self
 
-    def stop(self) -> None:
+    def halt(self, save: bool = True) -> None:
+        """Stop the server but keep its directory; with `save` its data is written first, so `start()` brings it
+        back with the same keys (a restart, as a deployment with persistence would see it)."""
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            if save:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                        s.sendall(b"SHUTDOWN SAVE\r\n")
+                        s.recv(100)
+                except OSError:
+                    pass
+            else:
+                self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self) -> None:
+        self.halt(save=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalRedis":
@@ -95,7 +108,7 @@ class LocalKafka:
 
     def start(self) -> "LocalKafka":
         binary = _noida_binary()
-        self._log_fo = open(self.log, "wb")
+        self._log_fo = open(self.log, "ab")
         # the binary itself, not the wrapper script: it stops cleanly on SIGINT
         self.proc = subprocess.Popen(
             [binary, "start", "--only", "kafka", "--kafka-port", str(self.port), "--host", "127.0.0.1",
@@ -107,6 +120,11 @@ class LocalKafka:
         return self
 
     def stop(self) -> None:
+        self.halt()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the broker but keep its data directory: `start()` brings it back with its topics and offsets."""
         if self.proc and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGINT)
@@ -119,7 +137,6 @@ class LocalKafka:
                 self.proc.wait()
         if getattr(self, "_log_fo", None):
             self._log_fo.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalKafka":
         return self.start()

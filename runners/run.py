@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import ssl
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from shiftstream.jobs.redis_sink import RedisSink, RedisWriteError, redact_url
+from shiftstream.jobs.redis_sink import RedisAuthError, RedisSink, RedisWriteError, redact_url
 from shiftstream.jobs.reference import Outputs, ReferenceJob
 from shiftstream.models.manifest import ModelError
 from shiftstream.schemas import read_container, read_frames
@@ -145,17 +147,28 @@ def settings(args) -> Config:
 
 
 class JsonLines:
-    """A side output written as JSON lines."""
+    """A side output written as JSON lines. A Kafka run appends (`append=True`): at each checkpoint the file is
+    synced and its length recorded, and a restored run first cuts it back to that length (jobs/snapshots.py)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, append: bool = False):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.fo = open(path, "w")
+        self.fo = open(path, "a" if append else "w")
         self.n = 0
 
     def __call__(self, record: dict) -> None:
         self.fo.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.n += 1
+
+    def sync(self) -> int:
+        self.fo.flush()
+        os.fsync(self.fo.fileno())
+        return self.fo.tell()
+
+    def rewind(self, length: int) -> None:
+        self.fo.flush()
+        self.fo.truncate(min(length, self.fo.tell()))
+        self.fo.seek(0, os.SEEK_END)
 
     def close(self) -> None:
         self.fo.close()
@@ -223,6 +236,12 @@ def open_sink(cfg: Config) -> RedisSink:
     """The Redis sink, or a one-line error naming the URL when Redis cannot be reached (before any engine starts)."""
     try:
         return RedisSink.from_config(cfg)
+    except RedisAuthError as exc:
+        raise UserError(f"{exc}: check the user and password (redis.url, redis.password_env or "
+                        "redis.password_file)") from None
+    except ssl.SSLError as exc:
+        raise UserError(f"TLS to Redis at {redact_url(cfg.redis.url)} failed: {first_line(exc)} (redis.ca_file names "
+                        "the CA bundle that signed the server's certificate)") from None
     except (OSError, ValueError, RedisWriteError) as exc:
         raise UserError(f"cannot reach Redis at {redact_url(cfg.redis.url)}: {first_line(exc)} (is redis-server "
                         "running? --redis-url or redis.url name it)") from None
@@ -392,18 +411,25 @@ def main(args) -> int:
     with ExitStack() as stack:
         sink = open_sink(cfg)
         stack.callback(sink.close)
-        dead = JsonLines(args.out_dir / "dead-letters.jsonl")
-        late = JsonLines(args.out_dir / "late-events.jsonl")
+        kafka = bool(args.kafka_bootstrap)
+        dead = JsonLines(args.out_dir / "dead-letters.jsonl", append=kafka)
+        late = JsonLines(args.out_dir / "late-events.jsonl", append=kafka)
         stack.callback(dead.close)
         stack.callback(late.close)
         job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late), scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
             from shiftstream.jobs.kafka import run_kafka
+            from shiftstream.jobs.snapshots import CheckpointError
 
-            run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
-                      args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
-                      group_id(args, cfg))
+            try:
+                report = run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
+                                   args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
+                                   group_id(args, cfg), {"dead_letters": dead, "late": late})
+            except CheckpointError as exc:
+                raise UserError(str(exc)) from None
+            if report["restored"]:
+                log.info("resumed from the checkpoint of group %s", group_id(args, cfg))
         else:
             try:
                 run_file(job, args.input, privacy, not args.quiet)

@@ -50,19 +50,33 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
 
     wire = WireCodec(MemoryRegistry(), "interaction")
     pwire = WireCodec(MemoryRegistry(), "privacy_request")
+    # at least once, in order: not idempotent (a broker restart that forgets producer ids would make librdkafka's
+    # idempotent producer fail for good, OUT_OF_ORDER_SEQUENCE_NUMBER); a failed delivery is produced again, and a
+    # redelivered event is a duplicate the job drops by event_id. One request in flight keeps the order.
     producer = Producer(client_config(bootstrap, **{"linger.ms": 5, "queue.buffering.max.messages": 1_000_000,
-                                                    "enable.idempotence": True}))
+                                                    "enable.idempotence": False, "acks": "all",
+                                                    "max.in.flight.requests.per.connection": 1,
+                                                    "message.timeout.ms": 30_000, "retry.backoff.ms": 200}))
+    failed: list[tuple[str, bytes]] = []
+
+    def delivered(err, msg) -> None:
+        if err is not None:
+            failed.append((msg.topic(), msg.value()))
+
+    def send(t: str, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(t, value, on_delivery=delivered)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
     sent = 0
     t0 = time.monotonic()
     bar = tqdm(total=len(sim.events) + len(sim.malformed), desc="produce", unit="msg", disable=not progress,
                file=sys.stderr)
     for msg in wire_messages(sim, wire):
-        while True:
-            try:
-                producer.produce(topic, msg)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        send(topic, msg)
         sent += 1
         if sent % 1000 == 0:
             producer.poll(0)
@@ -72,14 +86,21 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
                 if ahead > 0:
                     time.sleep(ahead)
     for p in sim.privacy:
-        producer.produce(privacy_topic, pwire.encode(p), key=None)
+        send(privacy_topic, pwire.encode(p))
+    deadline = time.monotonic() + 120
     left = producer.flush(60)
+    while (failed or left) and time.monotonic() < deadline:  # the broker was away: send what failed again
+        again, failed[:] = list(failed), []
+        for t, value in again:
+            send(t, value)
+        left = producer.flush(30)
     bar.update(sent % 1000)
     bar.close()
-    if left:
+    if left or failed:
         from .errors import UserError
 
-        raise UserError(f"{left} messages were not delivered to {bootstrap} within 60s (is the broker still up?)")
+        raise UserError(f"{left + len(failed)} messages were not delivered to {bootstrap} within 120s (is the broker "
+                        "still up?)")
     return sent
 
 

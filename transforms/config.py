@@ -138,6 +138,10 @@ class Redis:
     shadow_prefix: str = _str("ss:shadow:")
     ttl: int = _dur("7d", 1000)
     in_flight_batches: int = _int(1, 0)
+    retry_for: int = _dur("5m", 0)
+    password_env: str | None = _str(None, optional=True)
+    password_file: str | None = _str(None, optional=True)
+    ca_file: str | None = _str(None, optional=True)
 
 
 @dataclass(frozen=True)
@@ -321,8 +325,8 @@ def _cross_checks(cfg: Config) -> list[str]:
         problems.append("event_time.outlier_window: must be larger than event_time.outlier_tolerance")
     if cfg.shift.long_half_life_events <= cfg.shift.short_half_life_events:
         problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
-    if not cfg.redis.url.startswith("redis://"):
-        problems.append(f"redis.url: must start with redis://, got {cfg.redis.url!r}")
+    if not cfg.redis.url.startswith(("redis://", "rediss://")):
+        problems.append(f"redis.url: must start with redis:// or rediss:// (TLS), got {_no_password(cfg.redis.url)!r}")
     if not cfg.kafka.schema_registry_url.startswith(("memory://", "file://", "http://", "https://")):
         problems.append("kafka.schema_registry_url: must start with memory://, file://, http:// or https://")
     for path in cfg.kafka.writer_schemas:
@@ -337,6 +341,10 @@ def _cross_checks(cfg: Config) -> list[str]:
     except RuleError as exc:
         problems.append(f"segments.rules: {exc}")
     return problems
+
+
+def _no_password(url: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def load_config(path: str | Path | None = None) -> Config:

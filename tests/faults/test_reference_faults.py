@@ -1,0 +1,35 @@
+"""The reference runner under faults, with a real broker and a real redis-server (bench/faults.py has the drivers):
+each run ends with Redis key by key equal to the same input run without the fault, and no dead letter or late
+event of that run missing from (or doubled in) the side outputs."""
+from __future__ import annotations
+
+import pytest
+
+from bench import faults
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def _no_loss(o: faults.Outcome) -> None:
+    assert o.decisions > 0
+    assert (o.differ, o.dead_lost, o.late_lost, o.duplicated) == (0, 0, 0, 0), o.row()
+
+
+def test_kill_9_and_restart_loses_nothing(kafka_broker, redis_url, tmp_path):
+    _no_loss(faults.kill9(kafka_broker.bootstrap, redis_url, tmp_path, events=4000, users=40))
+
+
+def test_a_redis_outage_is_waited_out_and_loses_nothing(kafka_broker, tmp_path):
+    from shiftstream.runners.local import LocalRedis
+
+    with LocalRedis() as server:  # its own server: this test stops and restarts it
+        o = faults.redis_outage(kafka_broker.bootstrap, server, tmp_path, outage_s=8, events=4000, users=40)
+    assert o.notes["runner alive during the outage"]
+    _no_loss(o)
+
+
+def test_a_broker_restart_loses_nothing(redis_url, tmp_path):
+    from shiftstream.runners.local import LocalKafka
+
+    with LocalKafka() as broker:  # its own broker: this test stops and restarts it
+        _no_loss(faults.broker_restart(broker, redis_url, tmp_path, events=4000, users=40))
