@@ -19,9 +19,11 @@ class KafkaUnreachable(ConnectionError):
 
 
 def client_config(bootstrap: str, **extra) -> dict:
-    """librdkafka settings for our clients: its log lines go to the `shiftstream.kafka` logger (quiet unless
-    --debug) instead of pages of connection errors on stderr."""
-    return {"bootstrap.servers": bootstrap, "logger": _LOG, **extra}
+    """librdkafka settings for our clients: the config's security settings (jobs/kafka_security.py: `use`), and
+    its log lines to the `shiftstream.kafka` logger (quiet unless --debug) instead of pages on stderr."""
+    from .kafka_security import current
+
+    return {"bootstrap.servers": bootstrap, "logger": _LOG, **current(), **extra}
 
 
 def kafka_reachable(bootstrap: str, timeout_s: float = 5.0) -> None:

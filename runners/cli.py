@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from shiftstream.jobs.kafka import KafkaUnreachable
+    from shiftstream.jobs.kafka_security import KafkaSecurityError
     from shiftstream.jobs.redis_sink import RedisUnavailable
     from shiftstream.models.manifest import ModelError
     from shiftstream.schemas.errors import DecodeError
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         return fail(str(exc), exc.code)
-    except (ConfigError, PseudonymKeyError, KafkaUnreachable, ModelError, DecodeError, RedisUnavailable) as exc:
+    except (ConfigError, PseudonymKeyError, KafkaUnreachable, ModelError, DecodeError, RedisUnavailable,
+            KafkaSecurityError) as exc:
         if args.debug:
             raise
         return fail(str(exc), 1)

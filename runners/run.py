@@ -143,7 +143,19 @@ def settings(args) -> Config:
     cfg = load_config(args.config)
     if args.redis_url:
         cfg = cfg.replace(**{"redis.url": args.redis_url})
+    if getattr(args, "kafka_bootstrap", None):
+        use_kafka_security(cfg)
     return cfg
+
+
+def use_kafka_security(cfg: Config) -> None:
+    """Every Kafka client of this process takes the config's security settings (one line if they cannot)."""
+    from shiftstream.jobs import kafka_security
+
+    try:
+        kafka_security.use(cfg)
+    except kafka_security.KafkaSecurityError as exc:
+        raise UserError(str(exc)) from None
 
 
 class JsonLines:

@@ -119,6 +119,7 @@ def add_arguments(p) -> None:
     p.add_argument("--topic", default="interactions")
     p.add_argument("--privacy-topic", default="privacy-requests")
     p.add_argument("--rate", type=float, help="events/s when producing to Kafka (default: as fast as possible)")
+    p.add_argument("--config", type=Path, help="the config whose Kafka security settings the producer uses")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -131,7 +132,11 @@ def main(args) -> int:
         raise usage(f"--out {args.out}: give a .avro (container) or .frames (wire-format messages) file name")
     if args.kafka_bootstrap:
         from shiftstream.jobs.kafka import kafka_reachable
+        from shiftstream.transforms.config import load_config
 
+        from .run import use_kafka_security
+
+        use_kafka_security(load_config(args.config))
         kafka_reachable(args.kafka_bootstrap)  # before minutes of simulation, not after
     cfg = SimConfig(**{f.name: getattr(args, f.name) for f in fields(SimConfig)})
     t0 = time.perf_counter()

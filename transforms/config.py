@@ -155,6 +155,12 @@ class Kafka:
     group_id: str = _str("shiftstream")
     schema_registry_url: str = _str("memory://")
     writer_schemas: tuple[str, ...] = field(default=(), metadata={"kind": "paths"})
+    security_protocol: str = _choice("PLAINTEXT", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    sasl_mechanism: str | None = _str(None, optional=True)
+    sasl_username: str | None = _str(None, optional=True)
+    sasl_password_env: str | None = _str(None, optional=True)
+    sasl_password_file: str | None = _str(None, optional=True)
+    ssl_ca_file: str | None = _str(None, optional=True)
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,7 @@ class Engine:
     checkpoint_dir: str = _str(".shiftstream/checkpoints")
     checkpoints_retained: int = _int(3, 1)
     state_cache_users: int = _int(100_000, 0)
+    bind_address: str = _str("127.0.0.1")
 
 
 @dataclass(frozen=True)
@@ -329,6 +336,15 @@ def _cross_checks(cfg: Config) -> list[str]:
         problems.append(f"redis.url: must start with redis:// or rediss:// (TLS), got {_no_password(cfg.redis.url)!r}")
     if not cfg.kafka.schema_registry_url.startswith(("memory://", "file://", "http://", "https://")):
         problems.append("kafka.schema_registry_url: must start with memory://, file://, http:// or https://")
+    k = cfg.kafka
+    if k.security_protocol.startswith("SASL_"):
+        if k.sasl_mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            problems.append(f"kafka.sasl_mechanism: {k.security_protocol} needs PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        if not k.sasl_username:
+            problems.append(f"kafka.sasl_username: {k.security_protocol} needs a user")
+        if not (k.sasl_password_env or k.sasl_password_file):
+            problems.append(f"kafka.sasl_password_env: {k.security_protocol} needs a password source "
+                            "(sasl_password_env or sasl_password_file; never the password itself)")
     for path in cfg.kafka.writer_schemas:
         try:
             schema = yaml.safe_load(Path(path).read_text())  # JSON is YAML

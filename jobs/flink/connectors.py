@@ -39,7 +39,7 @@ def add_jars(env) -> None:
     env.add_jars(*(p.as_uri() for p in check(jars_dir())))
 
 
-def kafka_source(src: KafkaInput):
+def kafka_source(src: KafkaInput, properties: dict | None = None):
     from pyflink.common.serialization import ByteArraySchema
     from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
     from pyflink.java_gateway import get_gateway
@@ -56,18 +56,23 @@ def kafka_source(src: KafkaInput):
         .set_property("commit.offsets.on.checkpoint", "true") \
         .set_property("partition.discovery.interval.ms", "60000") \
         .set_property("fetch.max.wait.ms", "20")
+    for k, v in (properties or {}).items():  # security (jobs/kafka_security.py: java_properties)
+        b = b.set_property(k, v)
     if src.bounded:
         b = b.set_bounded(KafkaOffsetsInitializer.latest())
     return b.build()
 
 
-def kafka_sink(bootstrap: str, topic: str):
+def kafka_sink(bootstrap: str, topic: str, properties: dict | None = None):
     """At-least-once byte sink: decisions are upserts; a replay after a restore may repeat a dead letter."""
     from pyflink.common.serialization import ByteArraySchema
     from pyflink.datastream.connectors.base import DeliveryGuarantee
     from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
 
-    return KafkaSink.builder().set_bootstrap_servers(bootstrap) \
+    b = KafkaSink.builder()
+    for k, v in (properties or {}).items():
+        b = b.set_property(k, v)
+    return b.set_bootstrap_servers(bootstrap) \
         .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
                                .set_value_serialization_schema(ByteArraySchema()).build()) \
         .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE).build()

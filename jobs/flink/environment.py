@@ -47,6 +47,14 @@ def flink_conf(cfg, mode: str = "thread", restore_from: str | None = None) -> di
         "execution.checkpointing.num-retained": str(e.checkpoints_retained),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.savepoint-dir": uri(savepoint_dir(e.checkpoint_dir)),
+        # the local mini-cluster's servers on engine.bind_address only (loopback by default): the REST endpoint,
+        # the BLOB server, and the TaskManager's (the collect sink of a file run listens there); with one
+        # TaskManager there is no RPC or data port to bind
+        "rest.bind-address": e.bind_address,
+        "rest.address": e.bind_address,
+        "jobmanager.bind-host": e.bind_address,
+        "taskmanager.bind-host": e.bind_address,
+        "taskmanager.host": e.bind_address,
     }
     if restore_from:
         conf["execution.state-recovery.path"] = uri(restore_from)
@@ -57,6 +65,13 @@ def environment(cfg, mode: str = "thread", parallelism: int = 1, restore_from: s
                 checkpoints: bool = True):
     """A StreamExecutionEnvironment set up for our Python functions (mode: thread or process)."""
     root = prepare_process()
+    if mode == "thread":
+        # PyFlink starts a Beam "loopback worker pool" gRPC server on every local run, bound to all interfaces and
+        # not configurable; thread mode never uses it (its Python runs embedded), and this PyFlink switch skips it.
+        # Process mode needs it (and Beam's gRPC servers in the JVM bind all interfaces too: see the README).
+        os.environ["_python_worker_execution_mode"] = "process"
+    else:
+        os.environ.pop("_python_worker_execution_mode", None)
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 

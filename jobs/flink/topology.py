@@ -40,7 +40,10 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
         raw = env.from_source(NumberSequenceSource(0, n - 1), WatermarkStrategy.no_watermarks(), "frames")
         decode = Decode(cfg, key, str(Path(source.path).resolve()), "events", counts_dir)
     else:
-        raw = env.from_source(kafka_source(source), WatermarkStrategy.no_watermarks(), "kafka: " + source.topic)
+        from ..kafka_security import java_properties
+
+        raw = env.from_source(kafka_source(source, java_properties(cfg)), WatermarkStrategy.no_watermarks(),
+                              "kafka: " + source.topic)
         decode = Decode(cfg, key, None, source.topic, counts_dir)
     raw = raw.set_parallelism(1).uid("source")
     decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
@@ -93,8 +96,11 @@ def job(cfg, key: bytes, source: KafkaInput, models_dir: str | None = None, mode
     env = env or environment(cfg, mode, parallelism, restore_from)
     add_jars(env)
     decisions, dead, late = build(env, cfg, key, source, models_dir, publish=True)
-    k = cfg.kafka
-    decisions.sink_to(kafka_sink(source.bootstrap, k.decisions_topic)).uid("decisions-out").name("decisions")
-    dead.sink_to(kafka_sink(source.bootstrap, k.dead_letter_topic)).uid("dead-letters-out").name("dead letters")
-    late.sink_to(kafka_sink(source.bootstrap, k.late_topic)).uid("late-out").name("late events")
+    from ..kafka_security import java_properties
+
+    k, props = cfg.kafka, java_properties(cfg)
+    decisions.sink_to(kafka_sink(source.bootstrap, k.decisions_topic, props)).uid("decisions-out").name("decisions")
+    dead.sink_to(kafka_sink(source.bootstrap, k.dead_letter_topic, props)).uid("dead-letters-out") \
+        .name("dead letters")
+    late.sink_to(kafka_sink(source.bootstrap, k.late_topic, props)).uid("late-out").name("late events")
     return env
