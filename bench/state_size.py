@@ -18,7 +18,7 @@ from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
 
 def main(argv=None) -> int:
-    cfg = load_config()
+    cfg = load_config().replace(**{"state.ttl": 0})  # keep every profile to the end, to measure it
     sim = simulate(SimConfig(users=1000, events=150_000, seed=3, privacy_rate=0))
     job, _, _ = run_reference(sim.events, cfg)
     ps = Pseudonymiser(DEV_KEY)

@@ -138,9 +138,10 @@ class RunCore(beam.DoFn):
         if st is None:
             return
         # bounded input: the watermark only moves, to +inf, once every element is in, so go to the end at once
+        before = st  # a due decision renders from it, even if the state is dropped (expired)
         st, outs = self.core.advance(st, key, END_OF_TIME if self.bounded else int(ts.micros // 1000))
         self._store(st, state, timer)
-        yield from self._emit(st, outs)
+        yield from self._emit(before, outs)
 
 
 class WriteDecisions(beam.DoFn):

@@ -52,13 +52,13 @@ class ReferenceJob:
         self._privacy_decode = None
         self.states: dict = {}
         self.timers: list[tuple[int, str]] = []
-        self.dirty: dict[str, None] = {}
+        self.dirty: dict = {}          # user key -> the state its due decision renders from
+        self._st = None
         self.erased: dict[str, None] = {}
         self.stats = Counts()
         self.dispatch = Dispatch(Outlets(decision=self._due, late=outputs.late, session=outputs.session,
                                          shift=outputs.shift, erased=self._erased), self.stats)
-        self.users_seen: set[str] = set()
-        self.purged_users = 0
+        self.profiles = 0  # profiles begun: a count, not a set of keys, so memory stays with the live states
         self.applied_through = NO_WATERMARK  # every accepted event at or before this time has been applied
         self.batch_size = cfg.batching.micro_batch_size
         self.flush_interval_s = cfg.batching.flush_interval / 1000
@@ -82,7 +82,8 @@ class ReferenceJob:
             return None
         self.stats.inc(EVENTS)
         key, ev, wm = a.key, a.event, a.watermark
-        st, outs = self.core.accept(self.states.get(key), key, ev, wm)
+        before = self.states.get(key)
+        st, outs = self.core.accept(before, key, ev, wm)
         if outs:
             if st.is_empty():  # nothing to keep for a user whose event was refused: no trace either
                 self.states.pop(key, None)
@@ -92,7 +93,8 @@ class ReferenceJob:
             self.dispatch(outs)
         else:
             self.states[key] = st
-            self.users_seen.add(key)
+            if before is None or not before.has_profile():
+                self.profiles += 1  # a profile begins (a new user, or one back after an erasure or expiry)
             # a timer only when this event is the user's earliest pending one: the heap already holds an entry
             # at or before the user's next timer otherwise (pushed when that head arrived, or after an advance)
             if st.pending[0] is ev:
@@ -146,10 +148,12 @@ class ReferenceJob:
             due = core.next_timer(st)
             if due is None or due > wm:
                 continue  # a stale entry: this user's work was done by an earlier one
+            self._st = st  # a due decision renders from this object, even if the state is dropped (expired)
             st, outs = core.advance(st, key, wm)
             if st is None:
                 del states[key]
             else:
+                states[key] = st
                 nt = core.next_timer(st)
                 if nt is not None and nt > wm:  # after advance nothing is due at or before wm
                     heapq.heappush(timers, (nt, key))
@@ -165,16 +169,13 @@ class ReferenceJob:
     # -- outputs -----------------------------------------------------------------------------------------------
 
     def _due(self, key: str) -> None:
-        self.dirty[key] = None
+        self.dirty[key] = self._st
         if len(self.dirty) >= self.batch_size:
             self.flush()
 
     def _erased(self, key: str) -> None:
         self.dirty.pop(key, None)
         self.erased[key] = None
-        if key in self.users_seen:
-            self.users_seen.discard(key)
-            self.purged_users += 1
 
     def _dead(self, record: dict) -> None:
         self.stats.reason(DEAD_LETTERS, record["reason"])
@@ -187,8 +188,8 @@ class ReferenceJob:
             self.sink.delete(list(self.erased))
             self.erased.clear()
         if self.dirty:
-            states, cfg = self.states, self.cfg
-            rows = [snapshot(states[k], k, cfg) for k in self.dirty if k in states]
+            cfg = self.cfg
+            rows = [snapshot(st, k, cfg) for k, st in self.dirty.items()]
             self.dirty.clear()
             self.stats.inc(DECISIONS, self.writer.write(rows))
         self._last_flush = self.monotonic()
@@ -204,7 +205,7 @@ class ReferenceJob:
             raise RuntimeError("snapshot() needs a flush() first: decisions are waiting to be written")
         return {"states": {k: st.to_dict() for k, st in self.states.items()}, "timers": list(self.timers),
                 "watermarks": self.watermarks, "applied_through": self.applied_through, "stats": dict(self.stats),
-                "users_seen": set(self.users_seen), "purged_users": self.purged_users}
+                "profiles": self.profiles}
 
     def restore(self, snap: dict) -> None:
         """Continue from a `snapshot`: the same input after it then gives the same outputs as an unbroken run."""
@@ -217,12 +218,11 @@ class ReferenceJob:
         self.applied_through = snap["applied_through"]
         self.stats.clear()
         self.stats.update(snap["stats"])
-        self.users_seen = set(snap["users_seen"])
-        self.purged_users = snap["purged_users"]
+        self.profiles = snap["profiles"]
 
     def summary(self) -> dict:
         s = self.stats
-        # profiles: users with an accepted event; one erased who comes back later gets (and counts) a new profile
-        return {"events": s.get("events", 0), "profiles": len(self.users_seen) + self.purged_users,
+        # profiles begun: one erased or expired who comes back later gets (and counts) a new profile
+        return {"events": s.get("events", 0), "profiles": self.profiles,
                 **{k: s.get(k, 0) for k in ("sessions", "shifts", "late", "duplicates", "dead_letters", "blocked",
                                             "privacy_requests", "decisions_written")}}

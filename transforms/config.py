@@ -77,6 +77,11 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class State:
+    ttl: int = _dur("30d", 0)
+
+
+@dataclass(frozen=True)
 class Sessions:
     gap: int = _dur("30m", 1)
     max_length: int = _dur("4h", 1)
@@ -192,6 +197,7 @@ class Config:
     version: int = 1
     event_time: EventTime = EventTime()
     limits: Limits = Limits()
+    state: State = State()
     sessions: Sessions = Sessions()
     windows: Windows = Windows()
     profile: Profile = Profile()
@@ -326,6 +332,8 @@ def config_from_dict(data: dict, source: str = "config", defaults: bool = True) 
 
 def _cross_checks(cfg: Config) -> list[str]:
     problems = []
+    if cfg.state.ttl and cfg.state.ttl <= cfg.sessions.gap:
+        problems.append("state.ttl: must be longer than sessions.gap (or 0: never expire)")
     if cfg.sessions.max_length <= cfg.sessions.gap:
         problems.append("sessions.max_length: must be longer than sessions.gap")
     if cfg.event_time.outlier_window <= cfg.event_time.outlier_tolerance:

@@ -15,7 +15,8 @@ The engine contract, in call order (one `Core` per operator; states are plain da
      micro-batch from `decisions.snapshot(state)`.
 
 `accept`, `advance` and `privacy` update the state they are handed in place and return it (None: delete it), with
-their outputs. Events apply only once the watermark passes them, so any arrival order within the allowed lateness
+their outputs. A `Changed` decision renders from the state object that was handed in, even when the call returns
+None or a fresh state (an idle profile expired in the same call: `state.ttl`). Events apply only once the watermark passes them, so any arrival order within the allowed lateness
 gives the same outputs on every engine.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bisect import insort
 
 from .config import Config
 from .events import INTEREST_WEIGHT, Ev
-from .outputs import Blocked, Changed, Duplicate, Erased, Late, SessionClosed, ShiftDetected
+from .outputs import Blocked, Changed, Duplicate, Erased, Expired, Late, SessionClosed, ShiftDetected
 from .sessions import Session
 from .shift import ShiftParams
 from .state import UserState
@@ -46,6 +47,7 @@ class Core:
         self.max_pending = cfg.event_time.max_pending
         self.max_categories = cfg.profile.max_categories
         self.opt_in = cfg.privacy.consent_mode == "opt_in"
+        self.ttl = cfg.state.ttl
 
     def new_state(self) -> UserState:
         return UserState(self.cfg)
@@ -101,6 +103,9 @@ class Core:
             state.erased_at = None  # the tombstone has done its work: anything older is late from now on
         if applied or closed:  # a closed session changes the features too
             outs.append(Changed(key, state.last_ts))
+        if self.ttl and not pending and not state.session_open and state.profile.events \
+                and state.last_ts + self.ttl <= watermark:
+            return self._expire(state, key, outs)
         if state.is_empty():
             return None, outs
         return state, outs
@@ -113,6 +118,8 @@ class Core:
             t = close if t is None or close < t else t
         if state.erased_at is not None and (t is None or state.erased_at + 1 < t):
             t = state.erased_at + 1
+        if self.ttl and t is None and state.profile.events:  # idle: the profile expires (the session closed first)
+            t = state.last_ts + self.ttl
         return t
 
     def privacy(self, state: UserState | None, key: str, kind: str, ts: int) -> tuple[UserState | None, list]:
@@ -134,6 +141,18 @@ class Core:
 
     # -- internals ---------------------------------------------------------------------------------------------
 
+    def _expire(self, state: UserState, key: str, outs: list) -> tuple[UserState | None, list]:
+        """Drop an idle profile (its ttl timer fired); consent records stay (a revoke must outlive the profile).
+        The state handed in is not touched, so a decision due from this same call renders from it (engines render
+        from that object). An event arriving after the ttl resets the profile the same way (`_apply`), so the
+        outputs do not depend on whether this timer fired first."""
+        outs.append(Expired(key))
+        if state.granted_at is None and state.revoked_at is None:
+            return None, outs
+        fresh = UserState(self.cfg)
+        fresh.granted_at, fresh.revoked_at, fresh.watermark = state.granted_at, state.revoked_at, state.watermark
+        return fresh, outs  # what `reset_profile` leaves, as a new object
+
     def _blocked(self, state: UserState, ts: int) -> str | None:
         if state.erased_at is not None and ts <= state.erased_at:
             return "erased"
@@ -154,6 +173,13 @@ class Core:
         outs.append(SessionClosed(key, s.summary()))
 
     def _apply(self, state: UserState, key: str, ev: Ev, outs: list) -> None:
+        if self.ttl and state.profile.events and ev.ts - state.last_ts >= self.ttl:
+            # the profile had expired by this event's time: the same whether or not the watermark stopped in
+            # between (an engine that applies a day at once gives what one stepping through it gives)
+            if state.session_open:
+                self._close(state, key, outs)
+            state.reset_profile(self.cfg)
+            outs.append(Expired(key))
         s = state.session
         if s is None or not state.session_open or s.ends_before(ev.ts, self.gap, self.max_length):
             if s is not None and state.session_open:

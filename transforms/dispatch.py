@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .outputs import (BLOCKED, DECISIONS_DUE, DUPLICATES, LATE, PURGED, SESSIONS, SHIFTS, Blocked, Changed,
-                      Duplicate, Erased, Late, SessionClosed, ShiftDetected)
+from .outputs import (BLOCKED, DECISIONS_DUE, DUPLICATES, EXPIRED, LATE, PURGED, SESSIONS, SHIFTS, Blocked, Changed,
+                      Duplicate, Erased, Expired, Late, SessionClosed, ShiftDetected)
 
 
 class Counts(Counter):
@@ -74,5 +74,7 @@ class Dispatch:
             elif t is Erased:
                 counts.reason(PURGED, o.reason)
                 self.erased(o.key)
+            elif t is Expired:
+                counts.inc(EXPIRED)
             else:
                 raise TypeError(f"not a core output: {o!r}")

@@ -20,8 +20,9 @@ DECISIONS_DUE = "decisions_due"    # state changes that call for a new decision 
 DECISIONS = "decisions_written"    # decisions rendered and written
 PURGED = "purged"                  # profiles purged by a privacy request (`purged.<reason>` too)
 PRIVACY = "privacy_requests"       # privacy requests applied
+EXPIRED = "expired"                # profiles dropped after `state.ttl` of event time without an event
 COUNTERS = (EVENTS, DEAD_LETTERS, LATE, DUPLICATES, BLOCKED, SESSIONS, SHIFTS, DECISIONS_DUE, DECISIONS, PURGED,
-            PRIVACY)
+            PRIVACY, EXPIRED)
 
 
 class Changed(NamedTuple):
@@ -72,3 +73,9 @@ class Erased(NamedTuple):
     """The user's profile was purged (`reason`: consent_revoked or erasure): delete their decision everywhere."""
     key: str
     reason: str
+
+
+class Expired(NamedTuple):
+    """The user's profile was dropped: no event for `state.ttl` of event time (their last decision stays in Redis
+    until its own `redis.ttl`)."""
+    key: str

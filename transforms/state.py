@@ -33,6 +33,16 @@ class UserState:
         self.erased_at: int | None = None
         self.last_ts = NO_TIME
 
+    def reset_profile(self, cfg: Config) -> None:
+        """Forget the profile (an expired one), keeping the buffered events, consent records and watermark."""
+        self.session = None
+        self.session_open = False
+        self.recency_ms = 0
+        self.windows = Windows(cfg.windows.sliding, cfg.windows.max_events)
+        self.profile = Profile(cfg.profile.max_categories)
+        self.shift = ShiftDetector()
+        self.last_ts = NO_TIME
+
     def has_profile(self) -> bool:
         return self.profile.events > 0 or bool(self.pending)
 

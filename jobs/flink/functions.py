@@ -242,9 +242,10 @@ class RunCore(KeyedProcessFunction):
         final = wm >= MAX_WATERMARK  # the end of event time: a bounded input ended, or a stop with drain
         ids = st.pending_ids.copy()
         # to the watermark, not just this timer's time: every buffered event it has passed goes in one call
+        before = st  # a due decision renders from it, even if the state is dropped (expired)
         st, outs = self.core.advance(st, key, END_OF_TIME if final else max(wm, timestamp))
         self._store(key, st, ctx, ids - st.pending_ids if st is not None else ())
-        yield from self._emit(st, outs, ctx)
+        yield from self._emit(before, outs, ctx)
         if final and self.rows:  # no processing-time timer fires after the end of input: publish now
             yield from self._flush()
 

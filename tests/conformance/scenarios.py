@@ -19,6 +19,7 @@ class Scenario:
     models: bool = False                      # decisions scored with the shared trained model set
     privacy: bool = False                     # consent and erasure requests among the events
     future: tuple[int, ...] = ()              # hours ahead to date one event each by (absurd timestamps)
+    config: dict = field(default_factory=dict)  # config keys changed for this scenario (dotted)
     users: int = 40
     events: int = 4000
     seed: int = 0
@@ -31,6 +32,7 @@ SCENARIOS = (
     Scenario("too_late", dict(out_of_order=0.1, too_late=0.03), seed=14),
     Scenario("malformed", dict(malformed=0.03), seed=15),
     Scenario("outliers", dict(out_of_order=0.1, max_delay_s=60), future=(23, 6 * 24 - 4, 2), seed=18),
+    Scenario("expiry", dict(out_of_order=0.1, max_delay_s=60), config={"state.ttl": "2h"}, seed=19),
     Scenario("privacy", dict(privacy_rate=0.15), privacy=True, seed=16),
     Scenario("models", dict(out_of_order=0.2, max_delay_s=90, duplicates=0.03, too_late=0.01, malformed=0.01),
              shuffle_block=8, models=True, seed=17),

@@ -45,6 +45,12 @@ def oracle():
     return {}
 
 
+def _changes(scenario) -> dict:
+    from shiftstream.transforms.config import parse_duration
+
+    return {k: parse_duration(v) if k == "state.ttl" else v for k, v in scenario.config.items()}
+
+
 def _flush(url):
     client = redis.Redis.from_url(url)
     client.flushall()
@@ -56,7 +62,7 @@ def test_engine_conforms(engine, scenario, folder, oracle, redis_url, tmp_path, 
     why = engine.unsupported(scenario)
     if why:
         pytest.skip(why)
-    cfg = CFG.replace(**{"redis.url": redis_url})
+    cfg = CFG.replace(**{"redis.url": redis_url}, **_changes(scenario))
     d = data(scenario, folder)
     models = str(request.getfixturevalue("trained_models")) if scenario.models else None
     if scenario.name not in oracle:
@@ -88,13 +94,15 @@ def test_the_scenarios_exercise_what_they_name(folder, redis_url, tmp_path):
     """A scenario that stopped producing its imperfection would make the suite pass vacuously."""
     cfg = CFG.replace(**{"redis.url": redis_url})
     by_name = {s.name: s for s in SCENARIOS}
-    got = {n: Reference().run(data(s, folder), cfg, tmp_path / n, None).counts for n, s in by_name.items()}
+    got = {n: Reference().run(data(s, folder), cfg.replace(**_changes(s)), tmp_path / n, None).counts
+           for n, s in by_name.items()}
+    assert got["expiry"]["expired"] > got["in_order"]["expired"]  # profiles expire mid-stream, not only at the end
     assert got["in_order"]["late"] == got["in_order"]["duplicates"] == got["in_order"]["dead_letters"] == 0
     assert got["duplicates"]["duplicates"] > 0
     assert got["too_late"]["late"] > 0
     assert got["malformed"]["dead_letters"] > 0
     assert got["privacy"]["privacy_requests"] > 0 and got["privacy"]["purged"] > 0
-    assert all(c["sessions"] > 0 and c["shifts"] > 0 for c in got.values())
+    assert all(c["sessions"] > 0 and (c["shifts"] > 0 or n == "expiry") for n, c in got.items())
     # the absurd timestamps make no good event late: the same stream without them has the same late events
     clean = Scenario("outliers-removed", by_name["outliers"].sim, seed=by_name["outliers"].seed)
     assert got["outliers"]["late"] == Reference().run(data(clean, folder), cfg, tmp_path / "clean", None).counts["late"]

@@ -3,6 +3,8 @@ each run ends with Redis key by key equal to the same input run without the faul
 event of that run missing from (or doubled in) the side outputs."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench import faults
@@ -33,3 +35,29 @@ def test_a_broker_restart_loses_nothing(redis_url, tmp_path):
 
     with LocalKafka() as broker:  # its own broker: this test stops and restarts it
         _no_loss(faults.broker_restart(broker, redis_url, tmp_path, events=4000, users=40))
+
+
+def test_the_simulators_producer_survives_a_broker_restart(tmp_path):
+    import threading
+
+    from shiftstream.jobs.testing import kafka_messages
+    from shiftstream.runners.local import LocalKafka
+    from shiftstream.runners.simulate import produce
+    from shiftstream.runners.simulator import SimConfig, simulate
+    from shiftstream.schemas import MemoryRegistry, WireCodec
+
+    sim = simulate(SimConfig(users=30, events=60000, seed=44, malformed=0, privacy_rate=0))
+    with LocalKafka() as broker:
+        done: dict = {}
+        t = threading.Thread(target=lambda: done.update(sent=produce(sim, broker.bootstrap, "sim-restart",
+                                                                     "sim-restart-privacy", 20000, False)))
+        t.start()
+        time.sleep(1.0)  # mid-production
+        broker.halt()
+        time.sleep(2.0)
+        broker.start()
+        t.join(180)
+        assert done.get("sent") == len(sim.events)
+        wire = WireCodec(MemoryRegistry(), "interaction")
+        got = {wire.decode(m)["event_id"] for m in kafka_messages(broker.bootstrap, "sim-restart")}
+    assert got == {e["event_id"] for e in sim.events}  # every event delivered (redeliveries are the job's to drop)

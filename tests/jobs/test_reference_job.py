@@ -61,7 +61,7 @@ def _traces(job, sink_decisions, raw_id, key, client=None):
     found = []
     if key in job.states:
         found.append("state")
-    if key in job.users_seen or raw_id in job.pseudonymise.cached_raw_ids():
+    if key in job.dirty or raw_id in job.pseudonymise.cached_raw_ids():
         found.append("runner memory")
     if any(k == key for _, k in job.timers):
         found.append("timers")

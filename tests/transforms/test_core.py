@@ -134,12 +134,14 @@ def test_state_round_trips_mid_stream_and_restored_runs_match(clean):
             state, outs = core.accept(state, "k", e, e.ts - LATENESS)
             state, outs2 = core.advance(state, "k", e.ts - LATENESS)
             outs_all += outs + outs2
-        state, outs = core.advance(state, "k", END_OF_TIME)
-        return state, outs_all + outs
+        before = state.to_dict()
+        state, outs = core.advance(state, "k", END_OF_TIME)  # the end of time: the profile expires too
+        assert state is None and type(outs[-1]).__name__ == "Expired"
+        return before, outs_all + outs
 
     a, outs_a = run(evs)
     b, outs_b = run(evs, restore_at=half)
-    assert a.to_dict() == b.to_dict() and outs_a == outs_b
+    assert a == b and outs_a == outs_b
 
 
 @pytest.mark.parametrize("categories", [40, 50_000])
@@ -198,3 +200,35 @@ def test_a_refused_event_leaves_no_state_behind():
     job, sink, _ = run_reference(sim.events, CFG.replace(**{"privacy.consent_mode": "opt_in"}))
     assert job.states == {} and sink.decisions == {} and job.stats["blocked.no_consent"] == len(sim.events)
     assert job.pseudonymise.cached_raw_ids() == set()
+
+
+def test_an_idle_profile_expires_after_the_ttl_in_event_time_and_consent_records_stay():
+    from shiftstream.transforms.outputs import Changed, Expired
+
+    ttl = CFG.state.ttl
+    core = Core(CFG)
+    ev = from_record({"event_id": "e1", "user_id": "u", "event_type": "click", "ts": 1_000_000, "category": "books",
+                      **{k: None for k in ("price", "dwell_ms", "scroll_depth", "hover_ms", "device", "variant")}})
+    st, _ = core.accept(None, "k", ev, 0)
+    st, outs = core.advance(st, "k", ev.ts)
+    assert st is not None and any(type(o) is Changed for o in outs)
+    st, _ = core.advance(st, "k", ev.ts + CFG.sessions.gap)  # the session closes first
+    assert core.next_timer(st) == ev.ts + ttl
+    kept, outs = core.advance(st, "k", ev.ts + ttl - 1)
+    assert kept is st and not any(type(o) is Expired for o in outs)
+    gone, outs = core.advance(st, "k", ev.ts + ttl)
+    assert gone is None and outs == [Expired("k")]
+    assert st.profile.events == 1  # the object handed in is untouched: a due decision still renders from it
+    st2, _ = core.accept(None, "k", ev, 0)
+    st2, _ = core.privacy(st2, "k", "consent_granted", 10)
+    st2, _ = core.advance(st2, "k", ev.ts + ttl + CFG.sessions.gap)
+    assert st2 is not None and st2.granted_at == 10 and st2.profile.events == 0 and core.next_timer(st2) is None
+
+
+def test_a_zero_ttl_never_expires():
+    core = Core(CFG.replace(**{"state.ttl": 0}))
+    ev = from_record({"event_id": "e1", "user_id": "u", "event_type": "click", "ts": 1_000_000, "category": "books",
+                      **{k: None for k in ("price", "dwell_ms", "scroll_depth", "hover_ms", "device", "variant")}})
+    st, _ = core.accept(None, "k", ev, 0)
+    st, _ = core.advance(st, "k", END_OF_TIME)
+    assert st is not None and core.next_timer(st) is None
