@@ -90,7 +90,7 @@ def flink(users: int, per_user: int, days: float, ttl_ms: int, tmp: Path) -> tup
         write_frames(frames, [wire.encode(r) for r in events(users, per_user, days)])
     cfg = tmp / f"ttl-{ttl_ms}.yaml"
     cfg.write_text(f"state:\n  ttl: {ttl_ms}ms\n" if ttl_ms else "state:\n  ttl: 0\n")
-    from shiftstream.runners.local import LocalRedis
+    from shiftstream.runners.local import LocalRedis, process_tree
 
     with LocalRedis() as r:
         p = subprocess.Popen([sys.executable, "-m", "shiftstream.runners.cli", "run", "--runner", "flink", "--input",
@@ -98,26 +98,10 @@ def flink(users: int, per_user: int, days: float, ttl_ms: int, tmp: Path) -> tup
                               "--out-dir", str(tmp / "out"), "--quiet"], stdout=subprocess.PIPE, text=True)
         peak = 0.0
         while p.poll() is None:
-            peak = max(peak, sum(rss_mb(q) for q in _tree(p.pid) if q != p.pid))
+            peak = max(peak, sum(rss_mb(q) for q in process_tree(p.pid) if q != p.pid))
             time.sleep(0.5)
         out = p.stdout.read()
     return peak, {"ok": p.returncode == 0, "summary": out.splitlines()[:2]}
-
-
-def _tree(root: int) -> set[int]:
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                kids.setdefault(int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    out, todo = set(), [root]
-    while todo:
-        q = todo.pop()
-        out.add(q)
-        todo += kids.get(q, [])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

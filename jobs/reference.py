@@ -5,6 +5,7 @@ privacy` per user, `Dispatch` for the outputs, `DecisionWriter` for micro-batche
 from __future__ import annotations
 
 import heapq
+import pickle
 import time
 from typing import Callable
 
@@ -59,6 +60,8 @@ class ReferenceJob:
         self.dispatch = Dispatch(Outlets(decision=self._due, late=outputs.late, session=outputs.session,
                                          shift=outputs.shift, erased=self._erased), self.stats)
         self.profiles = 0  # profiles begun: a count, not a set of keys, so memory stays with the live states
+        self._frozen: dict[str, bytes] = {}  # user key -> its state as of the last snapshot (pickled to_dict)
+        self._touched: set[str] = set()      # users whose state may have changed since then
         self.applied_through = NO_WATERMARK  # every accepted event at or before this time has been applied
         self.batch_size = cfg.batching.micro_batch_size
         self.flush_interval_s = cfg.batching.flush_interval / 1000
@@ -84,6 +87,7 @@ class ReferenceJob:
         key, ev, wm = a.key, a.event, a.watermark
         before = self.states.get(key)
         st, outs = self.core.accept(before, key, ev, wm)
+        self._touched.add(key)
         if outs:
             if st.is_empty():  # nothing to keep for a user whose event was refused: no trace either
                 self.states.pop(key, None)
@@ -112,6 +116,7 @@ class ReferenceJob:
         self.pseudonymise.forget(rec["user_id"])
         st, outs = self.core.privacy(self.states.get(key), key, rec["kind"], rec["ts"])
         self.states[key] = st
+        self._touched.add(key)
         nt = self.core.next_timer(st)
         if nt is not None:
             heapq.heappush(self.timers, (nt, key))
@@ -137,7 +142,7 @@ class ReferenceJob:
 
     def fire(self, wm: int) -> None:
         """Advance every user whose next timer is at or before the watermark."""
-        timers, states, core = self.timers, self.states, self.core
+        timers, states, core, touched = self.timers, self.states, self.core, self._touched
         if wm > self.applied_through:
             self.applied_through = wm
         while timers and timers[0][0] <= wm:
@@ -150,6 +155,7 @@ class ReferenceJob:
                 continue  # a stale entry: this user's work was done by an earlier one
             self._st = st  # a due decision renders from this object, even if the state is dropped (expired)
             st, outs = core.advance(st, key, wm)
+            touched.add(key)
             if st is None:
                 del states[key]
             else:
@@ -200,21 +206,34 @@ class ReferenceJob:
 
     def snapshot(self) -> dict:
         """The job's state as plain data, taken right after a `flush` (nothing rendered is waiting): user states,
-        timers, the source watermarks, counters. No raw id is in it (states are keyed by pseudonym)."""
+        timers, the source watermarks, counters. No raw id is in it (states are keyed by pseudonym).
+
+        Incremental: each user's state is kept serialized from the last snapshot, and only the users touched since
+        are serialized again, so a checkpoint costs the active users, not every live one."""
         if self.dirty or self.erased:
             raise RuntimeError("snapshot() needs a flush() first: decisions are waiting to be written")
-        return {"states": {k: st.to_dict() for k, st in self.states.items()}, "timers": list(self.timers),
-                "watermarks": self.watermarks, "applied_through": self.applied_through, "stats": dict(self.stats),
-                "profiles": self.profiles}
+        frozen, states = self._frozen, self.states
+        for k in self._touched:
+            st = states.get(k)
+            if st is None:
+                frozen.pop(k, None)
+            else:
+                frozen[k] = pickle.dumps(st.to_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+        self._touched.clear()
+        return {"states": frozen, "timers": self.timers, "watermarks": self.watermarks,
+                "applied_through": self.applied_through, "stats": dict(self.stats), "profiles": self.profiles}
 
     def restore(self, snap: dict) -> None:
         """Continue from a `snapshot`: the same input after it then gives the same outputs as an unbroken run."""
         from shiftstream.transforms.state import UserState
 
-        self.states = {k: UserState.from_dict(d) for k, d in snap["states"].items()}
+        self._frozen = dict(snap["states"])
+        self.states = {k: UserState.from_dict(pickle.loads(b)) for k, b in self._frozen.items()}
+        self._touched = set()
         self.timers = list(snap["timers"])
         heapq.heapify(self.timers)
         self.ingest.watermarks = self.watermarks = snap["watermarks"]
+        self.watermarks.rebase(self.monotonic())  # idleness was timed on the old process's clock
         self.applied_through = snap["applied_through"]
         self.stats.clear()
         self.stats.update(snap["stats"])

@@ -33,6 +33,24 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float) -
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s}s")
 
 
+def process_tree(root: int) -> set[int]:
+    """A process and all its descendants (from /proc), e.g. a run and the JVM and workers it started."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo += kids.get(p, [])
+    return out
+
+
 class LocalRedis:
     """A throwaway redis-server on a free loopback port, no persistence; use as a context manager."""
 

@@ -89,6 +89,11 @@ class Watermarks:
         f = min(active) if active else max(p.frontier for p in parts)
         return NO_WATERMARK if f == NO_WATERMARK else f - self.lateness
 
+    def rebase(self, now: float) -> None:
+        """After a restore into another process (another monotonic clock): every partition counts as just seen."""
+        for p in self._parts.values():
+            p.seen_at = now
+
     def high(self) -> int:
         """The latest event time seen on any partition (outliers included)."""
         return max((p.latest for p in self._parts.values()), default=NO_WATERMARK)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shiftstream.jobs.redis_sink import RedisAuthError, RedisSink
-from shiftstream.runners.local import free_port
+from shiftstream.runners.local import free_port, process_tree
 
 CLI = [sys.executable, "-m", "shiftstream.runners.cli"]
 SECRET = "s3cret-Pa55word"
@@ -129,23 +129,6 @@ def test_rediss_with_a_ca_file_writes_over_tls_and_a_wrong_ca_is_one_line(tmp_pa
 
 # -- loopback only -----------------------------------------------------------------------------------------------
 
-def _tree(root: int) -> set[int]:
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d.name))
-    out, todo = set(), [root]
-    while todo:
-        p = todo.pop()
-        out.add(p)
-        todo += kids.get(p, [])
-    return out
-
-
 def _listening(pids: set[int]) -> set[str]:
     out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
     found = set()
@@ -173,7 +156,7 @@ def test_no_socket_of_a_run_listens_beyond_loopback(runner, redis_url, tmp_path)
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: set[str] = set()
     while p.poll() is None:
-        seen |= _listening(_tree(p.pid))
+        seen |= _listening(process_tree(p.pid))
         time.sleep(0.2)
     out, err = p.communicate()
     assert p.returncode == 0, err
