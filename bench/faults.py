@@ -147,8 +147,10 @@ def compare(fault: str, done: str, want, redis_url: str, tmp: Path, notes: dict 
 
 # -- the faults --------------------------------------------------------------------------------------------------
 
-def kill9(bootstrap: str, redis_url: str, tmp: Path, events: int = 6000, users: int = 60) -> Outcome:
-    """SIGKILL of the reference runner after half the input, then a restart on the rest."""
+def kill9(bootstrap: str, redis_url: str, tmp: Path, events: int = 6000, users: int = 60,
+          sig: int = signal.SIGKILL) -> Outcome:
+    """SIGKILL (or another signal: SIGINT, SIGTERM stop it cleanly) of the reference runner after half the input,
+    then a restart on the rest."""
     msgs, _ = stream(events, users, seed=41)
     topic = f"faults-kill9-{os.getpid()}-{time.monotonic_ns()}"
     create_topic(bootstrap, topic)
@@ -156,12 +158,15 @@ def kill9(bootstrap: str, redis_url: str, tmp: Path, events: int = 6000, users: 
     produce(bootstrap, topic, msgs[:half])
     p = runner(bootstrap, redis_url, topic, tmp)
     wait_for(lambda: committed(bootstrap, topic) >= half, 60, "a checkpoint of the first half")
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    p.send_signal(sig)
+    rc = p.wait(60)
+    if sig != signal.SIGKILL and rc != 0:
+        raise RuntimeError(f"the runner did not stop cleanly on {signal.Signals(sig).name}: {p.stderr.read()[-2000:]}")
     produce(bootstrap, topic, msgs[half:])
     finish(runner(bootstrap, redis_url, topic, tmp, idle_exit=3))
-    return compare("kill -9 mid-run", f"SIGKILL after {half:,} of {len(msgs):,} messages, restarted", expected(msgs),
-                   redis_url, tmp)
+    name = signal.Signals(sig).name
+    return compare("kill -9 mid-run" if sig == signal.SIGKILL else f"{name} stop mid-run",
+                   f"{name} after {half:,} of {len(msgs):,} messages, restarted", expected(msgs), redis_url, tmp)
 
 
 def redis_outage(bootstrap: str, redis_server, tmp: Path, outage_s: float = 30, events: int = 6000,

@@ -14,6 +14,10 @@ from .reference import ReferenceJob
 _LOG = logging.getLogger("shiftstream.kafka")
 
 
+class OffsetOutOfRange(RuntimeError):
+    """A partition's offset to resume from is beyond the log (the message says what to do)."""
+
+
 class KafkaUnreachable(ConnectionError):
     """No broker answered at the bootstrap address (the message says where, and what to check)."""
 
@@ -79,7 +83,7 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     the offsets; the next one commits again). On start it restores the checkpoint and seeks to its offsets.
     One reference runner per group (it assigns itself every partition; it is the oracle, not the scale-out
     form). Returns what happened (counts)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
     from . import snapshots
 
@@ -96,7 +100,8 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         job.restore(snap["job"])
         positions = dict(snap["offsets"])
         for name, out in outputs.items():
-            out.rewind(snap["outputs"].get(name, 0))
+            if name in snap["outputs"]:  # an output the checkpoint does not know is left as it is
+                out.rewind(snap["outputs"][name])
         report["restored"] = True
         _LOG.info("restored %s: %d users, %d partitions", path, len(job.states), len(positions))
 
@@ -109,7 +114,9 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     # the partitions are assigned, not subscribed: one reference runner reads every partition of both topics, so a
     # restart resumes at once (no wait for a dead member's session to lapse) and a broker restart costs no
     # rebalance; the group id is still where offsets are committed, for lag monitoring and `committed_total`
-    consumer = Consumer(client_config(bootstrap, **{"group.id": group, "auto.offset.reset": "earliest",
+    # auto.offset.reset error: a checkpoint offset past the log's end (a broker that lost acknowledged messages,
+    # retention) must stop the run, not silently replay the partition from its start
+    consumer = Consumer(client_config(bootstrap, **{"group.id": group, "auto.offset.reset": "error",
                                                     "enable.auto.commit": False, "on_commit": committed_cb}))
     held: set[tuple[str, int]] = set()
     listed = {"at": 0.0}
@@ -136,16 +143,25 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         held.update((tp.topic, tp.partition) for tp in starts)
         report["partitions"] = len(held)
 
-    def commit() -> None:
+    def commit(wait: bool = False) -> bool:
         """The checkpoint's offsets, asynchronously: a commit never blocks the job; one that fails is reported to
-        committed_cb and repeated by the next checkpoint."""
+        committed_cb and repeated by the next checkpoint. wait: synchronously; returns whether it succeeded."""
         due = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         if not due:
-            return
+            return True
         try:
-            consumer.commit(offsets=due, asynchronous=True)
+            consumer.commit(offsets=due, asynchronous=not wait)
+            return True
         except KafkaException as exc:
             committed_cb(exc.args[0] if exc.args else exc, due)
+            return False
+
+    def broker_up() -> bool:
+        try:
+            consumer.list_topics(timeout=2)
+            return True
+        except KafkaException:
+            return False
 
     def checkpoint() -> None:
         job.flush()
@@ -162,11 +178,14 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     def _stop(*_):
         stop["now"] = True
 
-    old = signal.signal(signal.SIGTERM, _stop)
+    # SIGTERM and Ctrl-C only set a flag: the loop stops between messages, never inside the core's calls (a
+    # KeyboardInterrupt raised mid-update would leave a half-applied state for the last checkpoint)
+    old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     interval = cfg.engine.checkpoint_interval / 1000
     drained = failed = False
     try:
         assign_new()
+        checkpoint()  # before the first message: a kill -9 from here on rewinds the side outputs to this point
         last_msg = last_cp = time.monotonic()
         while not stop["now"]:
             msgs = consumer.consume(1000, 0.2)
@@ -174,6 +193,11 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             got = False
             for m in msgs:
                 if m.error():
+                    err = m.error()
+                    if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                        raise OffsetOutOfRange(f"{m.topic()} [{m.partition()}]: the offset to resume from is out of "
+                                               f"range ({err.str()}): the broker lost messages or retention removed "
+                                               f"them; delete {path} to start from the committed offsets")
                     continue
                 got = True
                 if m.topic() == privacy_topic:
@@ -186,25 +210,29 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             else:
                 job.idle()  # on the job's own clock
                 if idle_exit is not None and held and now - last_msg >= idle_exit:
-                    drained = True
-                    break
+                    if broker_up():  # quiet, not cut off: a broker outage is not the end of the input
+                        drained = True
+                        break
+                    last_msg = now
             if now - last_cp >= interval:
                 checkpoint()
                 last_cp = time.monotonic()
-    except KeyboardInterrupt:
-        pass
     except BaseException:
         failed = True  # e.g. Redis gone past redis.retry_for: no checkpoint, no commit past what is written
         raise
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         try:
             if failed:
                 pass
             elif drained:  # the input ended: apply everything, commit all, and leave no state to resume
+                checkpoint()  # first a resumable one, kept should the final commit fail
                 job.finish()
-                commit()
-                snapshots.remove(path)
+                if commit(wait=True):
+                    snapshots.remove(path)
+                else:
+                    _LOG.warning("the final offset commit failed: %s is kept, a restart resumes from it", path)
             else:  # stopped: keep every buffered event in the checkpoint, to resume exactly
                 checkpoint()
         finally:

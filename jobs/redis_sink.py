@@ -16,6 +16,8 @@ import time
 from collections import deque
 from urllib.parse import unquote, urlparse
 
+from shiftstream.transforms.config import redact_url
+
 import hiredis
 import orjson
 
@@ -24,25 +26,23 @@ _NONE = b""
 
 
 def _secret(env: str | None, path: str | None) -> str | None:
-    """A secret from an environment variable or a file (stripped), never from the config file itself."""
+    """A secret from an environment variable or a file (stripped), never from the config file itself. A source
+    that is named but empty is an error: connecting without the password would be the wrong user."""
     import os
 
-    if env and os.environ.get(env):
-        return os.environ[env]
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise RedisAuthError(f"redis.password_env names ${env}, which is not set")
+        return value
     if path:
         from pathlib import Path
 
-        return Path(path).read_text().strip()
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise RedisAuthError(f"redis.password_file {path}: {exc.strerror}") from None
     return None
-
-
-def redact_url(url: str) -> str:
-    """A Redis URL fit for logs: the password replaced by ***."""
-    u = urlparse(url)
-    if u.password is None:
-        return url
-    netloc = (f"{u.username}:***@" if u.username else ":***@") + (u.hostname or "") + (f":{u.port}" if u.port else "")
-    return u._replace(netloc=netloc).geturl()
 
 
 class RedisWriteError(RuntimeError):
@@ -55,6 +55,14 @@ class RedisAuthError(RedisWriteError):
 
 class RedisUnavailable(ConnectionError):
     """Redis could not be reached for longer than `redis.retry_for`."""
+
+
+class RedisBusy(ConnectionError):
+    """A reply that means "not now" (LOADING after a restart, READONLY during a failover, BUSY, TRYAGAIN,
+    MASTERDOWN): retried like a lost connection, the batch resent."""
+
+
+_TRANSIENT = ("LOADING", "READONLY", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN")
 
 
 _LOG = logging.getLogger("shiftstream.redis")
@@ -98,21 +106,36 @@ def decision_from_hash(user_key: str, h: dict) -> dict:
     }
 
 
+def parse_url(url: str) -> tuple[str, str | None, str | None, str, int, int]:
+    """(scheme, user, password, host, port, db) of a redis:// or rediss:// URL. The password may hold any
+    character ('/', '#', '@'): the authority ends at the last '@'. Errors name the URL with the password masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis", "rediss"):
+        raise ValueError(f"only redis:// and rediss:// URLs are supported, got {redact_url(url)!r}")
+    userinfo, at, hostpath = rest.rpartition("@") if "@" in rest else ("", "", rest)
+    user, colon, password = userinfo.partition(":")
+    hostport, _, db = hostpath.partition("/")
+    u = urlparse(f"{scheme}://{hostport}")
+    try:
+        port = u.port or 6379
+        dbn = int(db or 0)
+    except ValueError:
+        raise ValueError(f"cannot read host, port and db from {redact_url(url)!r}") from None
+    return (scheme, unquote(user) if user else None, unquote(password) if colon and password else None,
+            u.hostname or "127.0.0.1", port, dbn)
+
+
 class RedisSink:
     """Writes decision batches; `flush` waits for every reply. Writes are idempotent, so a resend is safe."""
 
     def __init__(self, url: str, key_prefix: str = "ss:d:", ttl_ms: int = 7 * 86_400_000, in_flight: int = 1,
                  timeout_s: float = 10.0, shadow_prefix: str = "ss:shadow:", retry_for_s: float = 300.0,
                  password: str | None = None, ca_file: str | None = None):
-        u = urlparse(url)
-        if u.scheme not in ("redis", "rediss"):
-            raise ValueError(f"only redis:// and rediss:// URLs are supported, got {redact_url(url)!r}")
-        self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
-        self.db = int(u.path.lstrip("/") or 0)
-        self.username = unquote(u.username) if u.username else None
-        self.password = password if password is not None else (unquote(u.password) if u.password else None)
+        scheme, user, url_password, self.host, self.port, self.db = parse_url(url)
+        self.username = user
+        self.password = password if password is not None else url_password
         self.tls = None
-        if u.scheme == "rediss":
+        if scheme == "rediss":
             self.tls = ssl.create_default_context(cafile=ca_file)
         self.where = f"{self.host}:{self.port}"
         self.prefix = key_prefix
@@ -125,6 +148,7 @@ class RedisSink:
         self.written = 0
         self.deleted = 0
         self.retries = 0
+        self._outage: list | None = None  # [when the current outage began, the next backoff delay]
         self._connect()
 
     @classmethod
@@ -220,13 +244,21 @@ class RedisSink:
                 self._reconnect_and_resend()
                 continue
             self._sent.popleft()
+            self._outage = None  # a reply came back: the outage, if any, is over
             return
 
     def _reconnect_and_resend(self) -> None:
-        """Re-open the connection and resend every batch in flight, retrying with backoff for `retry_for_s`."""
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.05
-        started = time.monotonic()
+        """Re-open the connection and resend every batch in flight, retrying with backoff for `retry_for_s`,
+        counted from the first failure of the outage (a connection that opens but whose reads keep failing, e.g.
+        a proxy in front of a dead Redis, or a Redis still loading, is the same outage)."""
+        now = time.monotonic()
+        if self._outage is None:
+            self._outage = [now, 0.05]  # [started, next delay]
+        else:  # reconnected before, and it failed again: back off before the next try too
+            time.sleep(self._outage[1])
+            self._outage[1] = min(self._outage[1] * 2, 2.0)
+        started = self._outage[0]
+        deadline = started + self.retry_for_s
         last_log = 0.0
         while True:
             try:
@@ -239,11 +271,12 @@ class RedisSink:
                     self.sock.sendall(payload)
                 if time.monotonic() - started > 1:
                     _LOG.warning("redis at %s is back after %.1fs", self.where, time.monotonic() - started)
-                return
+                return  # the outage ends when a reply is read (`_ack`)
             except RedisAuthError:
                 raise
             except (OSError, ConnectionError, RedisWriteError) as exc:
                 now = time.monotonic()
+                delay = self._outage[1]
                 if now + delay > deadline:
                     raise RedisUnavailable(f"redis at {self.where} unreachable for {now - started:.0f}s "
                                            f"(redis.retry_for): {exc}") from None
@@ -253,7 +286,7 @@ class RedisSink:
                     last_log = now
                 self.retries += 1
                 time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                self._outage[1] = min(delay * 2, 2.0)
 
     def _read(self, n: int) -> None:
         errors = []
@@ -271,6 +304,8 @@ class RedisSink:
                 errors.append(str(r))
             got += 1
         if errors:
+            if any(e.startswith(_TRANSIENT) for e in errors):
+                raise RedisBusy(f"redis answered {errors[0].split(' ', 1)[0]}")
             raise RedisWriteError(f"{len(errors)} of {n} commands failed, first: {errors[0]}")
 
     def flush(self) -> None:

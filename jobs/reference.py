@@ -130,6 +130,10 @@ class ReferenceJob:
         except DecodeError as exc:
             self._dead(self.ingest.dead(exc, data, partition, offset, source="privacy").record)
             return
+        problem = self.ingest.privacy_problem(rec, len(data))
+        if problem is not None:  # e.g. an erasure dated years ahead would block the user's events for good
+            self._dead(self.ingest.dead(problem, data, partition, offset, source="privacy").record)
+            return
         self.on_privacy(rec)
 
     def idle(self, now: float | None = None) -> None:
@@ -232,8 +236,8 @@ class ReferenceJob:
         self._touched = set()
         self.timers = list(snap["timers"])
         heapq.heapify(self.timers)
-        self.ingest.watermarks = self.watermarks = snap["watermarks"]
-        self.watermarks.rebase(self.monotonic())  # idleness was timed on the old process's clock
+        # the partitions' history under this run's settings; idleness was timed on the old process's clock
+        self.watermarks.adopt(snap["watermarks"], self.monotonic())
         self.applied_through = snap["applied_through"]
         self.stats.clear()
         self.stats.update(snap["stats"])

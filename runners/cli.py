@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shiftstream.jobs.kafka import KafkaUnreachable
+    from shiftstream.jobs.kafka import KafkaUnreachable, OffsetOutOfRange
     from shiftstream.jobs.kafka_security import KafkaSecurityError
     from shiftstream.jobs.redis_sink import RedisUnavailable
     from shiftstream.models.manifest import ModelError
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return fail(str(exc), exc.code)
     except (ConfigError, PseudonymKeyError, KafkaUnreachable, ModelError, DecodeError, RedisUnavailable,
-            KafkaSecurityError) as exc:
+            KafkaSecurityError, OffsetOutOfRange) as exc:
         if args.debug:
             raise
         return fail(str(exc), 1)

@@ -106,8 +106,12 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
         send(privacy_topic, pwire.encode(p))
     deadline = time.monotonic() + 120
     left = producer.flush(60)
-    while (failed or left) and time.monotonic() < deadline:  # the broker was away: send what failed again
-        again, failed[:] = list(failed), []
+    while time.monotonic() < deadline:
+        if not (failed or left):
+            _lost_tail(bootstrap, acked, failed, lost)  # a loss with nothing produced after it: end offsets say
+            if not failed:
+                break
+        again, failed[:] = list(failed), []  # the broker was away or lost them: send them again
         for t, value in again:
             send(t, value)
         left = producer.flush(30)
@@ -121,6 +125,26 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
         raise UserError(f"{left + len(failed)} messages were not delivered to {bootstrap} within 120s (is the broker "
                         "still up?)")
     return sent
+
+
+def _lost_tail(bootstrap: str, acked: dict, failed: list, lost: list) -> None:
+    """Acknowledged messages at or past a partition's end offset: the broker lost them (nothing came after them
+    to reuse their offsets). They go to `failed`, to be sent again."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from shiftstream.jobs.kafka import client_config
+
+    c = Consumer(client_config(bootstrap, **{"group.id": "shiftstream-simulate-check", "enable.auto.commit": False}))
+    try:
+        for (t, p), book in acked.items():
+            if not book:
+                continue
+            high = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            gone = [o for o in book if o >= high]
+            lost[0] += len(gone)
+            failed.extend((t, book.pop(o)) for o in gone)
+    finally:
+        c.close()
 
 
 def add_arguments(p) -> None:

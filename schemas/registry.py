@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -100,20 +101,29 @@ class FileRegistry(MemoryRegistry):
     def register(self, subject: str, schema: dict) -> int:
         sid = super().register(subject, schema)
         path = self.dir / f"{sid}.avsc"
-        if not path.exists():
-            tmp = path.with_name(f".{sid}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(schema))
+        if self._read(path) is None:  # absent, or left unreadable by a crash: (re)write it
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{sid}.", suffix=".tmp")  # unique per writer
+            with os.fdopen(fd, "w") as fo:
+                fo.write(json.dumps(schema))
+                fo.flush()
+                os.fsync(fo.fileno())
             os.replace(tmp, path)
         return sid
+
+    @staticmethod
+    def _read(path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
 
     def schema(self, schema_id: int) -> dict:
         try:
             return super().schema(schema_id)
         except UnknownSchemaId:
-            path = self.dir / f"{schema_id}.avsc"
-            if not path.exists():
+            schema = self._read(self.dir / f"{schema_id}.avsc")
+            if schema is None:
                 raise UnknownSchemaId(f"schema id {schema_id} is not in the registry at {self.dir}") from None
-            schema = json.loads(path.read_text())
             self._by_id[schema_id] = schema
             return schema
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 
 from .avro import AvroCodec, codec
-from .errors import BadMagicByte, Truncated, UnknownSchemaId
+from .errors import BadMagicByte, IncompatibleSchema, Truncated, UnknownSchemaId
 from .registry import SchemaRegistry
 
 _HEADER = struct.Struct(">bI")
@@ -42,7 +42,12 @@ class WireCodec:
             raise
         except Exception as exc:  # a registry that cannot be reached is not the message's fault
             raise UnknownSchemaId(f"schema id {sid} could not be fetched: {exc}") from None
-        writer = AvroCodec(schema)
+        if not isinstance(schema, dict) or schema.get("type") != "record":
+            raise IncompatibleSchema(f"schema id {sid} is not a record schema (a key schema?)")
+        try:
+            writer = AvroCodec(schema)
+        except Exception as exc:  # fastavro cannot parse it: the message is unreadable, not the job broken
+            raise IncompatibleSchema(f"schema id {sid} cannot be parsed: {type(exc).__name__}") from None
         self._writers[sid] = writer
         return writer
 

@@ -341,7 +341,7 @@ def _cross_checks(cfg: Config) -> list[str]:
     if cfg.shift.long_half_life_events <= cfg.shift.short_half_life_events:
         problems.append("shift.long_half_life_events: must be longer than shift.short_half_life_events")
     if not cfg.redis.url.startswith(("redis://", "rediss://")):
-        problems.append(f"redis.url: must start with redis:// or rediss:// (TLS), got {_no_password(cfg.redis.url)!r}")
+        problems.append(f"redis.url: must start with redis:// or rediss:// (TLS), got {redact_url(cfg.redis.url)!r}")
     if not cfg.kafka.schema_registry_url.startswith(("memory://", "file://", "http://", "https://")):
         problems.append("kafka.schema_registry_url: must start with memory://, file://, http:// or https://")
     k = cfg.kafka
@@ -367,8 +367,15 @@ def _cross_checks(cfg: Config) -> list[str]:
     return problems
 
 
-def _no_password(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+def redact_url(url: str) -> str:
+    """A URL fit for logs: the password (everything between the user's ':' and the last '@' of the authority,
+    whatever characters it holds) replaced by ***."""
+    head, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, hostpart = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{head}://{user}{':***' if colon else ''}@{hostpart}"
 
 
 def load_config(path: str | Path | None = None) -> Config:

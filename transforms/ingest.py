@@ -76,6 +76,25 @@ class Ingest:
         raw = rec["user_id"]
         return Arrival(self.pseudonymise(raw), ev, self.watermarks.observe(ev.ts, partition, self.monotonic()), raw)
 
+    def privacy_problem(self, rec: dict, size: int | None = None):
+        """A BadValue error for a decoded PrivacyRequest that must not be applied (over-long ids or message, a time
+        beyond the processing clock plus `max_future_skew`), else None."""
+        from shiftstream.schemas.errors import BadValue, TooLong
+
+        if size is not None and size > self.max_bytes:
+            return TooLarge(f"{size} bytes, over limits.max_message_bytes ({self.max_bytes})")
+        for name in ("request_id", "user_id"):
+            v = rec.get(name)
+            if not v:
+                return BadValue(f"{name} is empty")
+            if len(v) > self.limits.max_id:
+                return TooLong(f"{name} is {len(v)} characters, over limits.max_id_length ({self.limits.max_id})")
+        latest = int(self.clock() * 1000) + self.max_future_ms
+        if not 0 < rec["ts"] <= latest:
+            return BadValue(f"ts {rec['ts']} is not a plausible time in ms (at most {latest}, the processing clock "
+                            "plus event_time.max_future_skew)")
+        return None
+
     def dead(self, error: Exception, payload: bytes | None, partition: int | None = 0,
              offset: int | None = None, source: str | None = None) -> DeadLetter:
         """A dead letter for a message of this source (or `source`, e.g. the privacy topic)."""

@@ -89,6 +89,16 @@ class Watermarks:
         f = min(active) if active else max(p.frontier for p in parts)
         return NO_WATERMARK if f == NO_WATERMARK else f - self.lateness
 
+    def adopt(self, old: "Watermarks", now: float) -> None:
+        """Continue from a restored tracker's partitions under this one's settings (a config changed between the
+        checkpoint and the restart): recent windows cut to this window, every partition counted as just seen."""
+        self.current = old.current
+        self._parts = old._parts
+        for p in self._parts.values():
+            while len(p.recent) > self.window:
+                del p.ranked[bisect_left(p.ranked, p.recent.popleft())]
+        self.rebase(now)
+
     def rebase(self, now: float) -> None:
         """After a restore into another process (another monotonic clock): every partition counts as just seen."""
         for p in self._parts.values():

@@ -144,7 +144,7 @@ class RunCore(KeyedProcessFunction):
         if pending:
             st.set_pending(pending)
         self._cache(key, st)
-        if key in self.rows:
+        if type(self.rows.get(key)) is UserState:  # a row still to render follows the state reloaded
             self.rows[key] = st
         return st
 
@@ -246,13 +246,15 @@ class RunCore(KeyedProcessFunction):
         st, outs = self.core.advance(st, key, END_OF_TIME if final else max(wm, timestamp))
         self._store(key, st, ctx, ids - st.pending_ids if st is not None else ())
         yield from self._emit(before, outs, ctx)
+        if st is not before and key in self.rows:  # the profile expired: render its last decision now, from it
+            self.rows[key] = snapshot(before, key, self.cfg)
         if final and self.rows:  # no processing-time timer fires after the end of input: publish now
             yield from self._flush()
 
     def _flush(self):
         if self.rows:
             cfg = self.cfg
-            rows = [snapshot(st, key, cfg) for key, st in self.rows.items()]
+            rows = [snapshot(st, key, cfg) if type(st) is UserState else st for key, st in self.rows.items()]
             self.rows = {}
             decisions = self.writer.write_rendered(rows)
             self.counts.inc(DECISIONS, len(decisions))

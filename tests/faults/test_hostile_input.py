@@ -195,3 +195,35 @@ def test_a_foreign_schema_whose_first_string_is_the_user_id_leaks_nothing():
         a = _ingest(decode=consumer.decode).message(m)
         assert type(a) is not Arrival
         assert not _leaks(a.record, f"alice-{i:04d}@example.com")
+
+
+def test_a_privacy_request_dated_far_ahead_or_with_an_over_long_id_is_a_dead_letter():
+    from shiftstream.jobs.reference import ReferenceJob
+    from shiftstream.jobs.testing import Captured, MemorySink
+
+    pwire = WireCodec(MemoryRegistry(), "privacy_request")
+    cap = Captured()
+    job = ReferenceJob(load_config(), MemorySink(), Pseudonymiser(DEV_KEY), cap.outputs(), clock=lambda: TS / 1000)
+    far = {"request_id": "r1", "user_id": "user-1", "kind": "erasure", "ts": TS + 400 * 86_400_000, "source": None}
+    job.on_privacy_message(pwire.encode(far))
+    job.on_privacy_message(pwire.encode({**far, "ts": TS, "user_id": "u" * 500}))
+    assert [d["reason"] for d in cap.dead_letters] == ["bad_value", "too_long"]
+    assert job.stats.get("privacy_requests", 0) == 0
+    job.on_record(_rec(0))  # the user is not blocked by the refused erasure
+    assert job.stats.get("blocked", 0) == 0
+
+
+def test_a_registered_schema_that_is_not_a_record_is_a_dead_letter_not_a_crash(tmp_path):
+    reg = FileRegistry(tmp_path / "reg")
+    sid = reg.register("keys", "string")
+    msg = b"\0" + sid.to_bytes(4, "big") + b"\x02a"
+    a = _ingest(decode=WireCodec(reg, "interaction").decode).message(msg)
+    assert a.reason == "incompatible_schema" and "not a record schema" in a.record["detail"]
+
+
+def test_a_file_registry_entry_left_unreadable_is_rewritten(tmp_path):
+    reg = FileRegistry(tmp_path / "reg")
+    sid = reg.register("x", _evolved())
+    (tmp_path / "reg" / f"{sid}.avsc").write_text("")  # a crash mid-write
+    FileRegistry(tmp_path / "reg").register("x", _evolved())
+    assert FileRegistry(tmp_path / "reg").schema(sid)["fields"][-1]["name"] == "referrer"

@@ -21,6 +21,12 @@ def test_kill_9_and_restart_loses_nothing(kafka_broker, redis_url, tmp_path):
     _no_loss(faults.kill9(kafka_broker.bootstrap, redis_url, tmp_path, events=4000, users=40))
 
 
+def test_ctrl_c_checkpoints_between_messages_and_a_restart_resumes_exactly(kafka_broker, redis_url, tmp_path):
+    import signal
+
+    _no_loss(faults.kill9(kafka_broker.bootstrap, redis_url, tmp_path, events=4000, users=40, sig=signal.SIGINT))
+
+
 def test_a_redis_outage_is_waited_out_and_loses_nothing(kafka_broker, tmp_path):
     from shiftstream.runners.local import LocalRedis
 

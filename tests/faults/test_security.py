@@ -230,3 +230,21 @@ def test_the_production_profile_checks_and_refuses_the_development_key(tmp_path)
     r = subprocess.run(CLI + ["run", "--config", str(prod), "--input", str(frames), "--out-dir", str(tmp_path / "o")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "require_key is true" in r.stderr, r.stderr
+
+
+def test_a_password_with_url_characters_is_masked_and_an_unset_password_variable_is_one_line(acl_redis, tmp_path):
+    from shiftstream.jobs.redis_sink import parse_url
+    from shiftstream.transforms.config import redact_url
+
+    url = "redis://alice:ab/c#d@e@127.0.0.1:6379/0"
+    assert redact_url(url) == "redis://alice:***@127.0.0.1:6379/0"
+    assert parse_url(url)[1:] == ("alice", "ab/c#d@e", "127.0.0.1", 6379, 0)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"redis:\n  url: redis://alice@127.0.0.1:{acl_redis}/0\n  password_env: TEST_UNSET_PASSWORD\n")
+    frames = tmp_path / "e.frames"
+    subprocess.run(CLI + ["simulate", "--users", "3", "--events", "50", "--out", str(frames)], check=True,
+                   capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "TEST_UNSET_PASSWORD"}
+    r = subprocess.run(CLI + ["run", "--input", str(frames), "--config", str(cfg), "--out-dir", str(tmp_path / "o"),
+                              "--models", "none"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and "$TEST_UNSET_PASSWORD, which is not set" in r.stderr.strip().splitlines()[-1]

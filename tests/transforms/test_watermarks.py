@@ -89,3 +89,13 @@ def test_the_window_must_exceed_the_tolerance():
 
     with pytest.raises(ValueError):
         Watermarks(0, tolerance=4, window=4)
+
+
+def test_a_restored_tracker_continues_under_new_settings():
+    old = Watermarks(0, tolerance=1, window=8)
+    for t in range(1, 9):
+        old.observe(t * 10)
+    new = Watermarks(0, tolerance=0, window=4)  # the config changed between the checkpoint and the restart
+    new.adopt(old, now=5.0)
+    assert new.current == old.current == 70
+    assert new.observe(100) == 100  # the new rule (the latest event time) applies from here
