@@ -1,6 +1,6 @@
-"""The reference runner under faults, with a real broker and a real redis-server (bench/faults.py has the drivers):
-each run ends with Redis key by key equal to the same input run without the fault, and no dead letter or late
-event of that run missing from (or doubled in) the side outputs."""
+"""The reference runner (and the PyFlink job under a Redis outage) under faults, with a real broker and a real
+redis-server (bench/faults.py has the drivers): each run ends with Redis key by key equal to the same input run
+without the fault, and no dead letter or late event of that run missing from (or doubled in) the side outputs."""
 from __future__ import annotations
 
 import time
@@ -67,3 +67,13 @@ def test_the_simulators_producer_survives_a_broker_restart(tmp_path):
         wire = WireCodec(MemoryRegistry(), "interaction")
         got = {wire.decode(m)["event_id"] for m in kafka_messages(broker.bootstrap, "sim-restart")}
     assert got == {e["event_id"] for e in sim.events}  # every event delivered (redeliveries are the job's to drop)
+
+
+@pytest.mark.flink
+def test_the_pyflink_job_waits_out_a_redis_outage_and_loses_nothing(tmp_path):
+    from shiftstream.runners.local import LocalRedis
+
+    with LocalRedis() as server:
+        o = faults.flink_redis_outage(server, tmp_path, outage_s=8, events=30_000, users=300)
+    assert o.notes["outage began mid-run"] and o.notes["job alive during the outage"], o.row()
+    _no_loss(o)
