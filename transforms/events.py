@@ -53,23 +53,15 @@ def check_record(rec: dict, latest_ms: int = 1 << 50, limits: Limits = Limits())
     if eid and uid and 0 < ts <= latest_ms and len(eid) <= limits.max_id and len(uid) <= limits.max_id:
         sd, dw, hv, pr = rec["scroll_depth"], rec["dwell_ms"], rec["hover_ms"], rec["price"]
         if (sd is None or 0.0 <= sd <= 1.0) and (dw is None or dw >= 0) and (hv is None or hv >= 0) \
-                and (pr is None or 0.0 <= pr < _INF) and _short(rec, limits):
-            return None
+                and (pr is None or 0.0 <= pr < _INF):
+            g = rec.get
+            c, v, it, sh, url, q = g("category"), g("variant"), g("item_id"), g("session_hint"), g("page_url"), \
+                g("query")
+            n, t = limits.max_label, limits.max_text
+            if (c is None or len(c) <= n) and (v is None or len(v) <= n) and (it is None or len(it) <= n) \
+                    and (sh is None or len(sh) <= n) and (url is None or len(url) <= t) and (q is None or len(q) <= t):
+                return None
     return _problem(rec, latest_ms, limits)
-
-
-def _short(rec: dict, limits: Limits) -> bool:
-    n = limits.max_label
-    for f in _LABELS:
-        v = rec.get(f)
-        if v is not None and len(v) > n:
-            return False
-    n = limits.max_text
-    for f in _TEXTS:
-        v = rec.get(f)
-        if v is not None and len(v) > n:
-            return False
-    return True
 
 
 def _problem(rec: dict, latest_ms: int, limits: Limits):
