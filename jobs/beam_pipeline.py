@@ -98,8 +98,8 @@ class RunCore(beam.DoFn):
         self.out: list = []
         self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late), BeamCounts())
 
-    def _due(self, key: str) -> None:
-        self.out.append((key, tuple(snapshot(self._st, key, self.cfg))))
+    def _due(self, key: str, st) -> None:
+        self.out.append((key, tuple(snapshot(st, key, self.cfg))))
 
     def _late(self, record: dict) -> None:
         self.out.append(beam.pvalue.TaggedOutput(LATE, record))
@@ -118,8 +118,7 @@ class RunCore(beam.DoFn):
             timer.set(_ts(nt))
 
     def _emit(self, st: UserState | None, outs: list):
-        self._st = st
-        self.dispatch(outs)
+        self.dispatch(outs, st)
         out, self.out = self.out, []
         return out
 

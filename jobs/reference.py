@@ -54,7 +54,6 @@ class ReferenceJob:
         self.states: dict = {}
         self.timers: list[tuple[int, str]] = []
         self.dirty: dict = {}          # user key -> the state its due decision renders from
-        self._st = None
         self.erased: dict[str, None] = {}
         self.stats = Counts()
         self.dispatch = Dispatch(Outlets(decision=self._due, late=outputs.late, session=outputs.session,
@@ -94,7 +93,7 @@ class ReferenceJob:
                 self.pseudonymise.forget(a.user_id)
             else:
                 self.states[key] = st
-            self.dispatch(outs)
+            self.dispatch(outs, st)
         else:
             self.states[key] = st
             if before is None or not before.has_profile():
@@ -120,7 +119,7 @@ class ReferenceJob:
         nt = self.core.next_timer(st)
         if nt is not None:
             heapq.heappush(self.timers, (nt, key))
-        self.dispatch(outs)
+        self.dispatch(outs, st)
 
     def on_privacy_message(self, data: bytes, partition: int = 0, offset: int | None = None) -> None:
         if self._privacy_decode is None:
@@ -157,7 +156,7 @@ class ReferenceJob:
             due = core.next_timer(st)
             if due is None or due > wm:
                 continue  # a stale entry: this user's work was done by an earlier one
-            self._st = st  # a due decision renders from this object, even if the state is dropped (expired)
+            before = st
             st, outs = core.advance(st, key, wm)
             touched.add(key)
             if st is None:
@@ -168,7 +167,7 @@ class ReferenceJob:
                 if nt is not None and nt > wm:  # after advance nothing is due at or before wm
                     heapq.heappush(timers, (nt, key))
             if outs:
-                self.dispatch(outs)
+                self.dispatch(outs, before)  # a due decision renders from it, even if the state was dropped
 
     def finish(self) -> None:
         """End of input: the watermark goes to the end of time, every session closes, everything is written."""
@@ -178,8 +177,8 @@ class ReferenceJob:
 
     # -- outputs -----------------------------------------------------------------------------------------------
 
-    def _due(self, key: str) -> None:
-        self.dirty[key] = self._st
+    def _due(self, key: str, st) -> None:
+        self.dirty[key] = st
         if len(self.dirty) >= self.batch_size:
             self.flush()
 

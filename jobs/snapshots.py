@@ -51,9 +51,14 @@ def load(path: Path) -> dict | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    snap = pickle.loads(data)
-    if snap.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {snap.get('version')!r} is not {VERSION}: delete it to start over")
+    try:
+        snap = pickle.loads(data)
+    except Exception as exc:  # cut short or not ours: say where and what to do, not a traceback
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}): delete it to start from "
+                              "the committed offsets") from None
+    if not isinstance(snap, dict) or snap.get("version") != VERSION:
+        version = snap.get("version") if isinstance(snap, dict) else None
+        raise CheckpointError(f"{path}: checkpoint version {version!r} is not {VERSION}: delete it to start over")
     return snap
 
 

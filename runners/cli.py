@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from shiftstream.jobs.kafka import KafkaUnreachable, OffsetOutOfRange
     from shiftstream.jobs.kafka_security import KafkaSecurityError
-    from shiftstream.jobs.redis_sink import RedisUnavailable
+    from shiftstream.jobs.redis_sink import RedisAuthError, RedisUnavailable
     from shiftstream.models.manifest import ModelError
     from shiftstream.schemas.errors import DecodeError
     from shiftstream.transforms.config import ConfigError
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return fail(str(exc), exc.code)
     except (ConfigError, PseudonymKeyError, KafkaUnreachable, ModelError, DecodeError, RedisUnavailable,
-            KafkaSecurityError, OffsetOutOfRange) as exc:
+            KafkaSecurityError, OffsetOutOfRange, RedisAuthError) as exc:
         if args.debug:
             raise
         return fail(str(exc), 1)

@@ -19,7 +19,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float) -> None:
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float) -> None:
+    """Until something listens on 127.0.0.1:port; an error if proc exits first or the time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -70,7 +71,7 @@ class LocalRedis:
              "--dir", self.dir, "--protected-mode", "yes", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        _wait_port(self.port, self.proc, "redis-server", 10)
+        wait_port(self.port, self.proc, "redis-server", 10)
         return self
 
     def halt(self, save: bool = True) -> None:
@@ -134,7 +135,7 @@ class LocalKafka:
             stdout=self._log_fo, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _wait_port(self.port, self.proc, "noida-db (kafka)", 20)
+        wait_port(self.port, self.proc, "noida-db (kafka)", 20)
         return self
 
     def stop(self) -> None:

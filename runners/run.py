@@ -434,7 +434,7 @@ def main(args) -> int:
             from shiftstream.jobs.kafka import run_kafka
             from shiftstream.jobs.snapshots import CheckpointError
 
-            try:
+            try:  # the checkpoint is read inside run_kafka: a bad one is the user's to delete, in one line
                 report = run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
                                    args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
                                    group_id(args, cfg), {"dead_letters": dead, "late": late})

@@ -10,13 +10,14 @@ The engine contract, in call order (one `Core` per operator; states are plain da
   4. `Core.advance(state, key, watermark)` when the watermark passes that time: applies buffered events in
      (event time, event id) order, closes a session whose gap has passed.
   5. `Core.privacy(state, key, kind, ts)` when a consent change or an erasure request arrives (never late).
-  6. `Dispatch(outputs)` (transforms/dispatch.py) with the outputs of every call: counts them in one vocabulary and
-     hands them to the engine's outlets; a `Changed` output means the user's decision is due, rendered later in a
-     micro-batch from `decisions.snapshot(state)`.
+  6. `Dispatch(outputs, state)` (transforms/dispatch.py) with the outputs of every call and the state that call was
+     handed: counts them in one vocabulary and hands them to the engine's outlets; a `Changed` output means the
+     user's decision is due, rendered later in a micro-batch from `decisions.snapshot(state)`.
 
 `accept`, `advance` and `privacy` update the state they are handed in place and return it (None: delete it), with
-their outputs. A `Changed` decision renders from the state object that was handed in, even when the call returns
-None or a fresh state (an idle profile expired in the same call: `state.ttl`). Events apply only once the watermark passes them, so any arrival order within the allowed lateness
+their outputs. A `Changed` decision renders from the state object that was handed in (Dispatch gives it to the
+decision outlet), even when the call returns None or a fresh state (an idle profile expired in the same call).
+Events apply only once the watermark passes them, so any arrival order within the allowed lateness
 gives the same outputs on every engine.
 """
 from __future__ import annotations

@@ -33,7 +33,8 @@ def _none(_):
 @dataclass
 class Outlets:
     """Where an engine sends each kind of output; None: counted only."""
-    decision: Callable[[str], None]                           # the user's decision is due (key)
+    decision: Callable[[str, object], None]                   # the user's decision is due (key, the state to
+                                                              # render it from: the one the core was handed)
     late: Callable[[dict], None] | None = None                # a late event's record (`Late.record()`)
     session: Callable[[SessionClosed], None] | None = None
     shift: Callable[[ShiftDetected], None] | None = None
@@ -51,13 +52,15 @@ class Dispatch:
         self.shift = outlets.shift or _none
         self.erased = outlets.erased or _none
 
-    def __call__(self, outs: Iterable) -> None:
+    def __call__(self, outs: Iterable, state=None) -> None:
+        """Count and route one core call's outputs; `state` is the state that call was handed, which a due
+        decision renders from (even when the call dropped or replaced it: an expired profile)."""
         counts = self.counts
         for o in outs:
             t = type(o)
             if t is Changed:
                 counts.inc(DECISIONS_DUE)
-                self.decision(o.key)
+                self.decision(o.key, state)
             elif t is SessionClosed:
                 counts.inc(SESSIONS)
                 self.session(o)

@@ -128,7 +128,7 @@ class RunCore(KeyedProcessFunction):
         self.counts = Counts()
         self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late), self.counts)
         self._out: list = []          # what the outlets produced during one dispatch, yielded after it
-        self._ctx = self._st = None
+        self._ctx = None
 
     # -- state -------------------------------------------------------------------------------------------------
 
@@ -181,8 +181,8 @@ class RunCore(KeyedProcessFunction):
 
     # -- outlets -----------------------------------------------------------------------------------------------
 
-    def _due(self, key):
-        self.rows[key] = self._st  # rendered at flush time: one decision per user per micro-batch
+    def _due(self, key, st):
+        self.rows[key] = st  # rendered at flush time: one decision per user per micro-batch
         if key not in self.armed:  # the timer is checkpointed with the state: see the module doc
             # a decision waits at most the flush interval (on a 10 ms grid, so timers coalesce)
             ts = self._ctx.timer_service()
@@ -195,8 +195,8 @@ class RunCore(KeyedProcessFunction):
         self._out.append((LATE_TAG, _json(record)))
 
     def _emit(self, st, outs, ctx):
-        self._st, self._ctx = st, ctx
-        self.dispatch(outs)
+        self._ctx = ctx
+        self.dispatch(outs, st)
         if self._out:
             yield from self._out
             self._out = []

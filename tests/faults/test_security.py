@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shiftstream.jobs.redis_sink import RedisAuthError, RedisSink
-from shiftstream.runners.local import free_port, process_tree
+from shiftstream.runners.local import free_port, process_tree, wait_port
 
 CLI = [sys.executable, "-m", "shiftstream.runners.cli"]
 SECRET = "s3cret-Pa55word"
@@ -32,24 +32,11 @@ def acl_redis(tmp_path):
                              str(tmp_path), "--user", "default", "off", "--user", "alice", "on", f">{SECRET}",
                              "~*", "&*", "+@all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(port)
+        wait_port(port, proc, "redis-server (ACL)", 10)
         yield port
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def _wait(port, timeout=10):
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(port)
 
 
 def test_a_redis_acl_user_authenticates_and_a_wrong_password_is_one_clear_error(acl_redis):
@@ -107,7 +94,7 @@ def test_rediss_with_a_ca_file_writes_over_tls_and_a_wrong_ca_is_one_line(tmp_pa
                              "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path),
                              "--requirepass", SECRET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(port)
+        wait_port(port, proc, "redis-server (TLS)", 10)
         sink = RedisSink(f"rediss://:{SECRET}@127.0.0.1:{port}/0", ca_file=str(ca))
         sink.write([_decision("tls-user")])
         sink.close()

@@ -183,3 +183,14 @@ def test_a_restored_snapshot_continues_exactly_and_snapshots_are_incremental(sim
     assert a_cap.late + b_cap.late == whole_cap.late
     drop = lambda s: {k: v for k, v in s.items() if k != "decisions_written"}  # noqa: E731 (flushes differ)
     assert drop(b.summary()) == drop(whole.summary())
+
+
+def test_a_checkpoint_cut_short_is_a_clear_error(tmp_path):
+    import pytest
+
+    from shiftstream.jobs import snapshots
+
+    path = tmp_path / "g.snapshot"
+    path.write_bytes(b"\x80\x05garbage")
+    with pytest.raises(snapshots.CheckpointError, match="not a readable checkpoint.*delete it"):
+        snapshots.load(path)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import atexit
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,9 +18,13 @@ ENV = {**os.environ, "SHIFTSTREAM_PSEUDONYM_KEY": "a-test-key-of-at-least-sixtee
 DEAD = f"127.0.0.1:{free_port()}"  # nothing listens here
 
 
+AWAY = tempfile.mkdtemp(prefix="shiftstream-cli-")  # not the checkout: a .demo/models there would load and log
+atexit.register(shutil.rmtree, AWAY, True)
+
+
 def cli(*args, env=ENV, cwd=None, timeout=120):
     return subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=timeout)
+                          text=True, env=env, cwd=cwd or AWAY, timeout=timeout)
 
 
 def one_line_error(r, *words, code=None):
