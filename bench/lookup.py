@@ -27,7 +27,7 @@ def _decision(i: int) -> dict:
             "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.1, "at": None},
             "top_categories": ["books", "home", "toys"], "features": {n: j * 1.5 for j, n in enumerate(names)},
             "scores": {}, "chosen_content": None, "experiment_arm": None, "model_version": None,
-            "event_time": 1, "updated_at": 2}
+            "actions": [], "event_time": 1, "settled_through": None, "provisional": 0, "updated_at": 2}
 
 
 def _writer(url: str, users: int, stop) -> None:

@@ -26,11 +26,11 @@ from apache_beam.utils.timestamp import Timestamp
 
 from shiftstream.transforms.config import Config
 from shiftstream.transforms.core import Core
-from shiftstream.transforms.decisions import Row, snapshot
+from shiftstream.transforms.decisions import Row, settled_mark, snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
-from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS
+from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
@@ -96,10 +96,13 @@ class RunCore(beam.DoFn):
     def setup(self):
         self.core = Core(self.cfg)
         self.out: list = []
-        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late), BeamCounts())
+        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled), BeamCounts())
 
     def _due(self, key: str, st) -> None:
         self.out.append((key, tuple(snapshot(st, key, self.cfg))))
+
+    def _settled(self, key: str, st) -> None:
+        self.out.append((key, settled_mark(st)))  # a marker: (settled_through, provisional)
 
     def _late(self, record: dict) -> None:
         self.out.append(beam.pvalue.TaggedOutput(LATE, record))
@@ -158,19 +161,32 @@ class WriteDecisions(beam.DoFn):
 
     def start_bundle(self):
         self.rows = {}
+        self.marks = {}
 
     def process(self, element):
         key, row = element
+        if len(row) == 2:  # a settled marker: for the row still to render, or for the decision written before
+            through, provisional = row
+            pending = self.rows.get(key)
+            if pending is not None:
+                self.rows[key] = pending._replace(settled_through=through, provisional=provisional)
+            else:
+                self.marks[key] = row
+            return
         self.rows[key] = Row(*row)
+        self.marks.pop(key, None)
         if len(self.rows) >= self.cfg.batching.micro_batch_size:
             self._flush()
 
     def _flush(self):
-        if not self.rows:
-            return
-        rows = list(self.rows.values())
-        self.rows = {}
-        self.counts.inc(DECISIONS, self.writer.write(rows))
+        if self.rows:
+            rows = list(self.rows.values())
+            self.rows = {}
+            self.counts.inc(DECISIONS, self.writer.write(rows))
+        if self.marks:
+            self.writer.sink.mark([(k, *m) for k, m in self.marks.items()])
+            self.counts.inc(MARKED, len(self.marks))
+            self.marks = {}
 
     def finish_bundle(self):
         self._flush()

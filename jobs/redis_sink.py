@@ -66,6 +66,9 @@ _TRANSIENT = ("LOADING", "READONLY", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERD
 
 
 _LOG = logging.getLogger("shiftstream.redis")
+_MARK = ("for i, k in ipairs(KEYS) do if redis.call('EXISTS', k) == 1 then "
+         "redis.call('HSET', k, 'settled_through', ARGV[2 * i - 1], 'provisional', ARGV[2 * i]) end end "
+         "return #KEYS")
 
 
 def decision_fields(d: dict) -> list:
@@ -81,7 +84,10 @@ def decision_fields(d: dict) -> list:
         "chosen_content", d["chosen_content"] or _NONE,
         "experiment_arm", d["experiment_arm"] or _NONE,
         "model_version", d["model_version"] or _NONE,
+        "actions", orjson.dumps(d["actions"]),
         "event_time", str(d["event_time"]),
+        "settled_through", _NONE if d["settled_through"] is None else str(d["settled_through"]),
+        "provisional", str(d["provisional"]),
         "updated_at", str(d["updated_at"]),
     ]
 
@@ -101,7 +107,10 @@ def decision_from_hash(user_key: str, h: dict) -> dict:
         "chosen_content": g.get("chosen_content") or None,
         "experiment_arm": g.get("experiment_arm") or None,
         "model_version": g.get("model_version") or None,
+        "actions": orjson.loads(g.get("actions") or "[]"),
         "event_time": int(g["event_time"]),
+        "settled_through": int(g["settled_through"]) if g.get("settled_through") else None,
+        "provisional": int(g.get("provisional") or 0),
         "updated_at": int(g["updated_at"]),
     }
 
@@ -147,6 +156,7 @@ class RedisSink:
         self._sent: deque[tuple[bytes, int]] = deque()
         self.written = 0
         self.deleted = 0
+        self.marked = 0
         self.retries = 0
         self._outage: list | None = None  # [when the current outage began, the next backoff delay]
         self._connect()
@@ -200,6 +210,18 @@ class RedisSink:
             parts.append(_pack(("PEXPIRE", k, ttl)))
         self._send(b"".join(parts), 2 * len(decisions))
         self.written += len(decisions)
+
+    def mark(self, marks) -> None:
+        """Settled markers: (user key, settled_through, provisional) per decision already written; one script
+        for the batch, which updates a hash only where it exists (never a half decision for a key gone)."""
+        if not marks:
+            return
+        keys, args = [], []
+        for key, through, provisional in marks:
+            keys.append(self.prefix + key)
+            args += [_NONE if through is None else str(through), str(provisional)]
+        self._send(_pack(("EVAL", _MARK, len(keys), *keys, *args)), 1)
+        self.marked += len(keys)
 
     def write_shadow(self, records: list[tuple[str, str, dict]]) -> None:
         """Shadow-model scores, kept apart from decisions: (user key, model-set label, scores) per record."""

@@ -15,7 +15,8 @@ from shiftstream.transforms.core import Core
 from shiftstream.transforms.decisions import snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.ingest import Arrival
-from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, PRIVACY
+from shiftstream.transforms.outputs import Changed
+from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
@@ -27,11 +28,12 @@ class Outputs:
     """Where the job's side outputs go; each is a callable taking one record (None: counted only)."""
 
     def __init__(self, dead_letter: Callable | None = None, late: Callable | None = None,
-                 shift: Callable | None = None, session: Callable | None = None):
+                 shift: Callable | None = None, session: Callable | None = None, action: Callable | None = None):
         self.dead_letter = dead_letter
         self.late = late
         self.shift = shift
         self.session = session
+        self.action = action
 
 
 class ReferenceJob:
@@ -54,10 +56,12 @@ class ReferenceJob:
         self.states: dict = {}
         self.timers: list[tuple[int, str]] = []
         self.dirty: dict = {}          # user key -> the state its due decision renders from
+        self.marks: dict = {}          # user key -> its state, whose written decision became more settled
         self.erased: dict[str, None] = {}
         self.stats = Counts()
         self.dispatch = Dispatch(Outlets(decision=self._due, late=outputs.late, session=outputs.session,
-                                         shift=outputs.shift, erased=self._erased), self.stats)
+                                         shift=outputs.shift, erased=self._erased, settled=self._settled,
+                                         action=outputs.action), self.stats)
         self.profiles = 0  # profiles begun: a count, not a set of keys, so memory stays with the live states
         self._frozen: dict[str, bytes] = {}  # user key -> its state as of the last snapshot (pickled to_dict)
         self._touched: set[str] = set()      # users whose state may have changed since then
@@ -85,23 +89,23 @@ class ReferenceJob:
         self.stats.inc(EVENTS)
         key, ev, wm = a.key, a.event, a.watermark
         before = self.states.get(key)
+        had_profile = before is not None and before.has_profile()  # (accept updates the state in place)
         st, outs = self.core.accept(before, key, ev, wm)
         self._touched.add(key)
-        if outs:
-            if st.is_empty():  # nothing to keep for a user whose event was refused: no trace either
-                self.states.pop(key, None)
-                self.pseudonymise.forget(a.user_id)
-            else:
-                self.states[key] = st
-            self.dispatch(outs, st)
+        if type(outs[0]) is Changed:  # applied, provisional until the watermark passes it
+            self.states[key] = st
+            if not had_profile:
+                self.profiles += 1  # a profile begins (a new user, or one back after an erasure or expiry)
+            # a timer only when this event is the user's earliest provisional one: the heap already holds an entry
+            # at or before the user's next timer otherwise (pushed when that one arrived, or after an advance)
+            if st.pending[st.settled] is ev:
+                heapq.heappush(self.timers, (ev.ts, key))
+        elif st.is_empty():  # nothing to keep for a user whose event was refused: no trace either
+            self.states.pop(key, None)
+            self.pseudonymise.forget(a.user_id)
         else:
             self.states[key] = st
-            if before is None or not before.has_profile():
-                self.profiles += 1  # a profile begins (a new user, or one back after an erasure or expiry)
-            # a timer only when this event is the user's earliest pending one: the heap already holds an entry
-            # at or before the user's next timer otherwise (pushed when that head arrived, or after an advance)
-            if st.pending[0] is ev:
-                heapq.heappush(self.timers, (ev.ts, key))
+        self.dispatch(outs, st)
         if wm > self.applied_through:
             self.fire(wm)
         if self.monotonic() - self._last_flush >= self.flush_interval_s:
@@ -135,10 +139,16 @@ class ReferenceJob:
             return
         self.on_privacy(rec)
 
+    def caught_up(self) -> None:
+        """Call when the source has nothing more queued: what is due is written now, so a decision reflects its
+        event within milliseconds of the arrival; under load, batches fill and flush as usual."""
+        if self.dirty or self.erased or self.marks:
+            self.flush()
+
     def idle(self, now: float | None = None) -> None:
         """Call when input is quiet: idle partitions release the watermark, and a due batch is flushed."""
         self.fire(self.watermarks.idle_check(now) if now is not None else self.ingest.idle())
-        if self.dirty or self.erased:
+        if self.dirty or self.erased or self.marks:
             self.flush()
 
     # -- time --------------------------------------------------------------------------------------------------
@@ -182,8 +192,12 @@ class ReferenceJob:
         if len(self.dirty) >= self.batch_size:
             self.flush()
 
+    def _settled(self, key: str, st) -> None:
+        self.marks[key] = st
+
     def _erased(self, key: str) -> None:
         self.dirty.pop(key, None)
+        self.marks.pop(key, None)
         self.erased[key] = None
 
     def _dead(self, record: dict) -> None:
@@ -198,9 +212,15 @@ class ReferenceJob:
             self.erased.clear()
         if self.dirty:
             cfg = self.cfg
-            rows = [snapshot(st, k, cfg) for k, st in self.dirty.items()]
-            self.dirty.clear()
+            dirty = self.dirty
+            rows = [snapshot(st, k, cfg) for k, st in dirty.items()]
             self.stats.inc(DECISIONS, self.writer.write(rows))
+            if self.marks:  # a decision rendered now carries its settled fields
+                self.marks = {k: st for k, st in self.marks.items() if k not in dirty}
+            dirty.clear()
+        if self.marks:
+            self.stats.inc(MARKED, self.writer.mark(list(self.marks.items())))
+            self.marks.clear()
         self._last_flush = self.monotonic()
         if self.on_flush is not None:
             self.on_flush()
@@ -213,7 +233,7 @@ class ReferenceJob:
 
         Incremental: each user's state is kept serialized from the last snapshot, and only the users touched since
         are serialized again, so a checkpoint costs the active users, not every live one."""
-        if self.dirty or self.erased:
+        if self.dirty or self.erased or self.marks:
             raise RuntimeError("snapshot() needs a flush() first: decisions are waiting to be written")
         frozen, states = self._frozen, self.states
         for k in self._touched:

@@ -24,6 +24,12 @@ class MemorySink:
             self.decisions[d["user_key"]] = d
         self.writes += len(decisions)
 
+    def mark(self, marks) -> None:
+        for key, through, provisional in marks:
+            d = self.decisions.get(key)
+            if d is not None:
+                self.decisions[key] = {**d, "settled_through": through, "provisional": provisional}
+
     def write_shadow(self, records) -> None:
         for key, version, scores in records:
             self.shadow[key] = (version, scores)

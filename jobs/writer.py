@@ -5,7 +5,7 @@ import time
 from typing import Sequence
 
 from shiftstream.transforms.config import Config
-from shiftstream.transforms.decisions import Renderer, Row
+from shiftstream.transforms.decisions import Renderer, Row, settled_mark
 
 
 class DecisionWriter:
@@ -29,6 +29,14 @@ class DecisionWriter:
     def write(self, rows: Sequence[Row]) -> int:
         """Returns how many decisions were written."""
         return len(self.write_rendered(rows))
+
+    def mark(self, states) -> int:
+        """Settled markers for decisions written before and not re-rendered since: (user key, state) pairs; the
+        decision's `settled_through` / `provisional` fields follow the state (`decisions.settled_mark`)."""
+        marks = [(key, *settled_mark(st)) for key, st in states]
+        if marks:
+            self.sink.mark(marks)
+        return len(marks)
 
     def write_rendered(self, rows: Sequence[Row]) -> list[dict]:
         """Like `write`, returning the decision records written (for engines that also publish them)."""

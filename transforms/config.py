@@ -11,6 +11,7 @@ import yaml
 
 from .features import feature_names
 from .segments import RuleError, compile_rules
+from .triggers import compile_triggers
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -118,6 +119,22 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class TriggerRule:
+    name: str
+    when: str | None = None
+    after: str | None = None
+    unless: str | None = None
+    wait: int = 0
+    once_per_session: bool = False
+
+
+@dataclass(frozen=True)
+class Triggers:
+    keep: int = _int(10, 1)
+    rules: tuple[TriggerRule, ...] = field(default=(), metadata={"kind": "triggers"})
+
+
+@dataclass(frozen=True)
 class Segments:
     default: str = _str("general")
     rules: tuple[Rule, ...] = field(default=(), metadata={"kind": "rules"})
@@ -203,6 +220,7 @@ class Config:
     profile: Profile = Profile()
     shift: Shift = Shift()
     segments: Segments = Segments()
+    triggers: Triggers = Triggers()
     batching: Batching = Batching()
     models: Models = Models()
     redis: Redis = Redis()
@@ -271,6 +289,8 @@ def _convert(path: str, f: dataclasses.Field, value: Any, problems: list[str]) -
                     raise ValueError(f"rule {i} must have exactly the keys name and when, got {r!r}")
                 rules.append(Rule(str(r["name"]), str(r["when"])))
             return tuple(rules)
+        if kind == "triggers":
+            return _trigger_rules(value)
         if value is None and meta.get("optional"):
             return None
         if not isinstance(value, str) or not value:
@@ -279,6 +299,32 @@ def _convert(path: str, f: dataclasses.Field, value: Any, problems: list[str]) -
     except ValueError as exc:
         problems.append(f"{path}: {exc}")
         return f.default
+
+
+_TRIGGER_KEYS = ("name", "when", "after", "unless", "wait", "once_per_session")
+
+
+def _trigger_rules(value: Any) -> tuple:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of triggers ({{name, when}} or {{name, after, wait, unless}}), got {value!r}")
+    rules = []
+    for i, r in enumerate(value):
+        if not isinstance(r, dict) or "name" not in r:
+            raise ValueError(f"trigger {i} must be a mapping with a name, got {r!r}")
+        unknown = set(r) - set(_TRIGGER_KEYS)
+        if unknown:
+            raise ValueError(f"trigger {r['name']!r}: unknown key {sorted(unknown)[0]!r} (known: "
+                             f"{', '.join(_TRIGGER_KEYS)})")
+        try:
+            wait = parse_duration(r["wait"]) if r.get("wait") is not None else 0
+        except ValueError as exc:
+            raise ValueError(f"trigger {r['name']!r}: wait: {exc}") from None
+        once = r.get("once_per_session", False)
+        if not isinstance(once, bool):
+            raise ValueError(f"trigger {r['name']!r}: once_per_session must be true or false, got {once!r}")
+        texts = {k: None if r.get(k) is None else str(r[k]) for k in ("when", "after", "unless")}
+        rules.append(TriggerRule(str(r["name"]), texts["when"], texts["after"], texts["unless"], wait, once))
+    return tuple(rules)
 
 
 def _section(cls: type, path: str, data: Any, problems: list[str]) -> Any:
@@ -364,6 +410,10 @@ def _cross_checks(cfg: Config) -> list[str]:
         compile_rules(cfg.segments.rules, feature_names(cfg))
     except RuleError as exc:
         problems.append(f"segments.rules: {exc}")
+    try:
+        compile_triggers(cfg.triggers.rules)
+    except RuleError as exc:
+        problems.append(f"triggers.rules: {exc}")
     return problems
 
 

@@ -5,33 +5,47 @@ The engine contract, in call order (one `Core` per operator; states are plain da
   1. `Ingest.message(bytes)` (transforms/ingest.py), once per message, before keying: an `Arrival`
      (pseudonym key, event, the source watermark at arrival) or a `DeadLetter` for the dead-letter output.
   2. `Core.accept(state, key, event, watermark)` per arrival, on the user's key: routes a late event, drops a
-     duplicate, refuses a blocked one, else buffers it.
+     duplicate, refuses a blocked one, else applies it at once (provisional) and returns `[Changed]`.
   3. `Core.next_timer(state)` after each call: the event time at which the user next has work (None: none).
-  4. `Core.advance(state, key, watermark)` when the watermark passes that time: applies buffered events in
-     (event time, event id) order, closes a session whose gap has passed.
+  4. `Core.advance(state, key, watermark)` when the watermark passes that time: settles the events it passed
+     (their held facts released), fires due timer triggers, closes a session whose gap has passed; `Settled` when
+     only the decision's exactness changed, `Changed` when its content did.
   5. `Core.privacy(state, key, kind, ts)` when a consent change or an erasure request arrives (never late).
   6. `Dispatch(outputs, state)` (transforms/dispatch.py) with the outputs of every call and the state that call was
      handed: counts them in one vocabulary and hands them to the engine's outlets; a `Changed` output means the
-     user's decision is due, rendered later in a micro-batch from `decisions.snapshot(state)`.
+     user's decision is due, rendered later in a micro-batch from `decisions.snapshot(state)`; a `Settled` one
+     means the decision already written is exact further (`settled_through`, `provisional`: a marker, no render).
 
 `accept`, `advance` and `privacy` update the state they are handed in place and return it (None: delete it), with
 their outputs. A `Changed` decision renders from the state object that was handed in (Dispatch gives it to the
 decision outlet), even when the call returns None or a fresh state (an idle profile expired in the same call).
-Events apply only once the watermark passes them, so any arrival order within the allowed lateness
-gives the same outputs on every engine.
+
+Provisional and settled. The state always has every accepted event applied, in (event time, event id) order, so
+a decision reflects an event within milliseconds of its arrival. The events the watermark has not passed yet are
+kept (`pending`) with a copy of the profile from before the first of them (`base`) and, every SNAP_EVERY events,
+a snap: an event arriving in order costs one application; one arriving before events already applied is put in
+its place and the events after the latest snap before it are replayed. Facts (closed sessions, shifts, actions)
+of provisional events are held and released when the watermark passes them, so the side outputs, and the decisions
+once settled, are exact: any arrival order within the allowed lateness gives the same on every engine.
 """
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, bisect_right, insort
+from operator import itemgetter
 
 from .config import Config
 from .events import INTEREST_WEIGHT, Ev
-from .outputs import Blocked, Changed, Duplicate, Erased, Expired, Late, SessionClosed, ShiftDetected
+from .outputs import (ActionFired, Blocked, Changed, Duplicate, Erased, Expired, Late, SessionClosed, Settled,
+                      ShiftDetected)
 from .sessions import Session
 from .shift import ShiftParams
 from .state import UserState
+from .triggers import compile_triggers
 
+_first = itemgetter(0)
 PRIVACY_KINDS = ("consent_granted", "consent_revoked", "erasure")
+SNAP_EVERY = 32  # a copy of the profile part every this many pending events (`UserState.snaps`)
+FOLD_AFTER = 32  # settled pending events dropped (`base` moved up to a snap) once this many accumulate
 
 
 class Core:
@@ -49,6 +63,10 @@ class Core:
         self.max_categories = cfg.profile.max_categories
         self.opt_in = cfg.privacy.consent_mode == "opt_in"
         self.ttl = cfg.state.ttl
+        triggers = compile_triggers(cfg.triggers.rules)
+        self.on_event = tuple((t.name, t.when, t.once_per_session) for t in triggers if t.when is not None)
+        self.on_timer = tuple((t.name, t.after, t.unless, t.wait) for t in triggers if t.when is None)
+        self.keep_actions = cfg.triggers.keep
 
     def new_state(self) -> UserState:
         return UserState(self.cfg)
@@ -56,10 +74,13 @@ class Core:
     # -- inputs ------------------------------------------------------------------------------------------------
 
     def accept(self, state: UserState | None, key: str, ev: Ev, watermark: int) -> tuple[UserState | None, list]:
-        """Take an arriving event: check consent, route a late one, drop a duplicate, else buffer it.
+        """Take an arriving event: check consent, route a late one, drop a duplicate, else apply it at once
+        (provisional until the watermark passes it) and say the decision is due.
 
         Consent comes first (nothing of a user without it reaches any output), lateness second: a redelivery of an
-        event already applied is older than the watermark, so only pending ids are needed to spot duplicates."""
+        event already folded is older than the watermark, so only pending ids are needed to spot duplicates.
+        In event-time order (the common case) an event costs one application; an earlier event than the latest
+        applied one is put in its place and the pending events after `base` are replayed."""
         if state is None:
             state = UserState(self.cfg)
         reason = self._blocked(state, ev.ts)
@@ -71,49 +92,98 @@ class Core:
         if ev.event_id in ids:
             return state, [Duplicate(key, ev.event_id)]
         pending = state.pending
-        if len(pending) >= self.max_pending:
+        if len(pending) - state.settled >= self.max_pending:
             return state, [Blocked(key, ev.event_id, "pending_full")]
         ids.add(ev.event_id)
-        if not pending or ev > pending[-1]:
+        if not pending:
+            state.base = state.profile_copy()
+            pending.append(ev)
+        elif ev > pending[-1]:
+            if len(pending) % SNAP_EVERY == 0:
+                state.snaps.append((ev, state.profile_copy()))
             pending.append(ev)
         else:
             insort(pending, ev)
-        return state, []
+            self._replay(state, key, ev)
+            return state, [Changed(key, ev.ts)]
+        outs: list = []
+        self._apply(state, key, ev, outs)
+        if outs:  # facts (a closed session, a shift, an action) wait for the watermark to make them exact
+            state.held.extend([(ev, o) for o in outs])
+        return state, [Changed(key, ev.ts)]
 
     def advance(self, state: UserState, key: str, watermark: int) -> tuple[UserState | None, list]:
-        """Apply buffered events up to the watermark and close a session whose gap has passed; None: drop the state."""
+        """The watermark moved: pending events it passed are settled (their held outputs released), an idle
+        session closes, a timer trigger fires, an idle profile expires; None: drop the state."""
         outs: list = []
         pending = state.pending
-        applied = 0
-        while applied < len(pending) and pending[applied].ts <= watermark:
-            self._apply(state, key, pending[applied], outs)
-            applied += 1
-        if applied:
-            ids = state.pending_ids
-            for e in pending[:applied]:
-                ids.discard(e.event_id)
-            del pending[:applied]
-        s = state.session
-        closed = False
-        if state.session_open and s.last + self.gap <= watermark:
-            self._close(state, key, outs, at=s.last + self.gap)
-            closed = True
+        released = False
+        n = len(pending)
+        i = state.settled
+        if i < n and pending[i].ts <= watermark:
+            i += 1
+            while i < n and pending[i].ts <= watermark:
+                i += 1
+            released = True
+            held = state.held
+            if held:
+                j = 0
+                while j < len(held) and held[j][0].ts <= watermark:
+                    outs.append(held[j][1])
+                    j += 1
+                del held[:j]
+            if i == n:  # everything applied is exact now: nothing to replay from
+                pending.clear()
+                state.pending_ids.clear()
+                state.base = None
+                state.snaps = []
+                state.settled = 0
+            else:
+                state.settled = i
+                if i >= FOLD_AFTER:
+                    self._fold(state, key)
+        changed = False
+        if not pending:
+            if state.armed:
+                changed = self._timers_due(state, key, watermark, outs)
+            s = state.session
+            if state.session_open and s.last + self.gap <= watermark:
+                self._close(state, key, outs, at=s.last + self.gap)
+                changed = True  # a closed session changes the features too
         if watermark > state.watermark:
             state.watermark = watermark
         if state.erased_at is not None and watermark > state.erased_at:
             state.erased_at = None  # the tombstone has done its work: anything older is late from now on
-        if applied or closed:  # a closed session changes the features too
+        if changed:
             outs.append(Changed(key, state.last_ts))
-        if self.ttl and not pending and not state.session_open and state.profile.events \
+        elif released:
+            outs.append(Settled(key))
+        if self.ttl and not pending and not state.session_open and not state.armed and state.profile.events \
                 and state.last_ts + self.ttl <= watermark:
             return self._expire(state, key, outs)
         if state.is_empty():
             return None, outs
         return state, outs
 
+    def restore(self, d: dict, key: str, events=()) -> UserState:
+        """A state from its settled form (`UserState.to_dict(pending=False)`) and the pending events an engine
+        kept apart: the events are replayed onto it (their outputs held again, those already released not)."""
+        st = UserState.from_dict(d)
+        if events:
+            st.set_pending(events)
+            st.base = st.profile_copy()
+            wm = st.watermark
+            st.settled = sum(1 for e in st.pending if e.ts <= wm)
+            self._replay(st, key)
+        return st
+
     def next_timer(self, state: UserState) -> int | None:
         """The watermark at which `advance` next has work to do (None: nothing pending)."""
-        t = state.pending[0].ts if state.pending else None
+        pending = state.pending
+        t = pending[state.settled].ts if len(pending) > state.settled else None
+        if state.armed:
+            due = min(state.armed.values())
+            t = due if t is None or due < t else t
         if state.session_open:
             close = state.session.last + self.gap
             t = close if t is None or close < t else t
@@ -141,6 +211,66 @@ class Core:
         return fresh, [Erased(key, kind)]
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _replay(self, state: UserState, key: str, at: Ev | None = None) -> None:
+        """Re-apply the pending events from the latest snap before `at` (an event put in its place among later
+        ones; None: from `base`), in order, taking new snaps on the way. Outputs of events the watermark already
+        passed were released and are not held again."""
+        pending, snaps = state.pending, state.snaps
+        k = bisect_left(snaps, at, key=_first) if at is not None else 0
+        if k:
+            start, prof = snaps[k - 1]
+            del snaps[k:]
+            q = bisect_left(pending, start)
+            state.take_profile(prof)
+            state.held = [h for h in state.held if h[0] < start]
+        else:
+            snaps.clear()
+            q = 0
+            state.take_profile(state.base)
+            state.held = []
+        wm = state.watermark
+        held = state.held
+        for i in range(q, len(pending)):
+            e = pending[i]
+            if i > q and i % SNAP_EVERY == 0:
+                snaps.append((e, state.profile_copy()))
+            outs: list = []
+            self._apply(state, key, e, outs)
+            if outs and e.ts > wm:
+                held.extend([(e, o) for o in outs])
+
+    def _fold(self, state: UserState, key: str) -> None:
+        """Drop settled pending events: `base` moves up to the latest snap among them (their outputs were
+        released), so a replay never costs more than about FOLD_AFTER plus the provisional events."""
+        pending, snaps = state.pending, state.snaps
+        k = bisect_right(snaps, pending[state.settled], key=_first)
+        if not k:
+            return  # no snap yet (just restored): the next events take them
+        start, state.base = snaps[k - 1]
+        del snaps[:k]
+        j = bisect_left(pending, start)
+        ids = state.pending_ids
+        for e in pending[:j]:
+            ids.discard(e.event_id)
+        del pending[:j]
+        state.settled -= j
+
+    def _timers_due(self, state: UserState, key: str, now: int, outs: list) -> bool:
+        """Fire the timer triggers due at or before event time `now`, in time order."""
+        armed = state.armed
+        due = sorted((t, name) for name, t in armed.items() if t <= now)
+        for t, name in due:
+            del armed[name]
+            self._fire(state, key, name, t, outs)
+        return bool(due)
+
+    def _fire(self, state: UserState, key: str, name: str, ts: int, outs: list) -> None:
+        actions = state.actions
+        actions.append((name, ts))
+        if len(actions) > self.keep_actions:
+            del actions[0]
+        outs.append(ActionFired(key, name, ts))
 
     def _expire(self, state: UserState, key: str, outs: list) -> tuple[UserState | None, list]:
         """Drop an idle profile (its ttl timer fired); consent records stay (a revoke must outlive the profile).
@@ -174,6 +304,8 @@ class Core:
         outs.append(SessionClosed(key, s.summary()))
 
     def _apply(self, state: UserState, key: str, ev: Ev, outs: list) -> None:
+        if state.armed:
+            self._timers_due(state, key, ev.ts, outs)
         if self.ttl and state.profile.events and ev.ts - state.last_ts >= self.ttl:
             # the profile had expired by this event's time: the same whether or not the watermark stopped in
             # between (an engine that applies a day at once gives what one stepping through it gives)
@@ -188,6 +320,8 @@ class Core:
             state.recency_ms = ev.ts - s.last if s is not None else 0
             state.session = s = Session(ev)
             state.session_open = True
+            if state.fired:
+                state.fired = []
         s.add(ev, self.max_categories)
         state.windows.add(ev.ts, ev.code, ev.category)
         state.profile.add(ev, self.half_life)
@@ -197,3 +331,20 @@ class Core:
             if det is not None:
                 outs.append(ShiftDetected(key, det.ts, det.from_category, det.to_category, det.score))
         state.last_ts = ev.ts
+        for name, when, once in self.on_event:
+            try:
+                hit = when(ev, s)
+            except ZeroDivisionError:
+                continue
+            if hit and not (once and name in state.fired):
+                if once:
+                    state.fired.append(name)
+                self._fire(state, key, name, ev.ts, outs)
+        for name, after, unless, wait in self.on_timer:
+            try:
+                if after(ev, s):
+                    state.armed[name] = ev.ts + wait
+                if unless is not None and name in state.armed and unless(ev, s):
+                    del state.armed[name]
+            except ZeroDivisionError:
+                continue

@@ -6,6 +6,7 @@ from typing import NamedTuple, Sequence
 from .config import Config
 from .features import feature_index, feature_names, feature_row, recent_categories, top_categories
 from .segments import Segmenter
+from .state import NO_TIME
 
 
 class Row(NamedTuple):
@@ -19,6 +20,9 @@ class Row(NamedTuple):
     shift: tuple | None   # (ts, from, to, score) of the latest detection
     shift_score: float
     recent: list[str]     # the last interest categories, oldest first (the next-interest model's input)
+    actions: list         # (trigger name, event time) of the latest actions, oldest first
+    settled_through: int | None  # event time through which the decision is exact (None: nothing settled yet)
+    provisional: int      # events in it that the watermark has not passed yet (0: settled)
 
 
 class ModelScores(NamedTuple):
@@ -30,11 +34,27 @@ class ModelScores(NamedTuple):
     next_interest: Sequence[str] | None = None   # the next-interest model's category per row
 
 
+def settled_mark(state) -> tuple[int | None, int]:
+    """(settled_through, provisional) of a user's state, what a decision says of its own exactness: the event time
+    of its latest event the watermark has passed (None: none yet) and how many of its events it has not passed.
+    Both follow from the events alone, so every engine writes the same once the input has settled."""
+    p = state.pending
+    if not p:
+        t = state.last_ts
+    elif state.settled:
+        t = p[state.settled - 1].ts
+    else:
+        t = state.base.last_ts
+    return (None if t == NO_TIME else t), len(p) - state.settled
+
+
 def snapshot(state, key: str, cfg: Config) -> Row:
     """The row for a user's current state."""
     values = feature_row(state, cfg)
+    through, provisional = settled_mark(state)
     return Row(key, state.last_ts, values, top_categories(state), state.shift.last,
-               values[feature_index(cfg)["shift_score"]], recent_categories(state, 10))
+               values[feature_index(cfg)["shift_score"]], recent_categories(state, 10), list(state.actions),
+               through, provisional)
 
 
 class Renderer:
@@ -68,7 +88,10 @@ class Renderer:
                 "chosen_content": None,
                 "experiment_arm": None,
                 "model_version": model_version,
+                "actions": [{"name": a[0], "at": a[1]} for a in reversed(r.actions)],
                 "event_time": r.event_time,
+                "settled_through": r.settled_through,
+                "provisional": r.provisional,
                 "updated_at": now_ms,
             })
         return out

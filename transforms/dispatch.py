@@ -10,8 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .outputs import (BLOCKED, DECISIONS_DUE, DUPLICATES, EXPIRED, LATE, PURGED, SESSIONS, SHIFTS, Blocked, Changed,
-                      Duplicate, Erased, Expired, Late, SessionClosed, ShiftDetected)
+from .outputs import (ACTIONS, BLOCKED, DECISIONS_DUE, DUPLICATES, EXPIRED, LATE, PURGED, SESSIONS, SETTLED, SHIFTS,
+                      ActionFired, Blocked, Changed, Duplicate, Erased, Expired, Late, SessionClosed, Settled,
+                      ShiftDetected)
 
 
 class Counts(Counter):
@@ -30,6 +31,10 @@ def _none(_):
     return None
 
 
+def _none2(_, __):
+    return None
+
+
 @dataclass
 class Outlets:
     """Where an engine sends each kind of output; None: counted only."""
@@ -39,6 +44,10 @@ class Outlets:
     session: Callable[[SessionClosed], None] | None = None
     shift: Callable[[ShiftDetected], None] | None = None
     erased: Callable[[str], None] | None = None               # delete the user's decision everywhere (key)
+    settled: Callable[[str, object], None] | None = None      # the written decision is now exact up to the
+                                                              # state's watermark (key, the state): update its
+                                                              # settled fields (`decisions.settled_mark`)
+    action: Callable[[ActionFired], None] | None = None       # a trigger's action, once settled
 
 
 class Dispatch:
@@ -51,6 +60,8 @@ class Dispatch:
         self.session = outlets.session or _none
         self.shift = outlets.shift or _none
         self.erased = outlets.erased or _none
+        self.settled = outlets.settled or _none2
+        self.action = outlets.action or _none
 
     def __call__(self, outs: Iterable, state=None) -> None:
         """Count and route one core call's outputs; `state` is the state that call was handed, which a due
@@ -67,6 +78,12 @@ class Dispatch:
             elif t is ShiftDetected:
                 counts.inc(SHIFTS)
                 self.shift(o)
+            elif t is Settled:
+                counts.inc(SETTLED)
+                self.settled(o.key, state)
+            elif t is ActionFired:
+                counts.reason(ACTIONS, o.name)
+                self.action(o)
             elif t is Late:
                 counts.inc(LATE)
                 self.late(o.record())

@@ -21,14 +21,23 @@ DECISIONS = "decisions_written"    # decisions rendered and written
 PURGED = "purged"                  # profiles purged by a privacy request (`purged.<reason>` too)
 PRIVACY = "privacy_requests"       # privacy requests applied
 EXPIRED = "expired"                # profiles dropped after `state.ttl` of event time without an event
+ACTIONS = "actions"                # trigger actions fired, once settled (`actions.<trigger>` too)
+SETTLED = "settled"                # decisions whose provisional events the watermark passed (a marker, not a render)
+MARKED = "settled_marks_written"   # settled markers written (decisions not re-rendered since)
 COUNTERS = (EVENTS, DEAD_LETTERS, LATE, DUPLICATES, BLOCKED, SESSIONS, SHIFTS, DECISIONS_DUE, DECISIONS, PURGED,
-            PRIVACY, EXPIRED)
+            PRIVACY, EXPIRED, ACTIONS, SETTLED, MARKED)
 
 
 class Changed(NamedTuple):
     """The user's state moved on: a decision is due."""
     key: str
     event_time: int
+
+
+class Settled(NamedTuple):
+    """The watermark passed provisional events of the user and nothing else changed: the decision already written
+    is exact up to the new watermark (engines update its `settled_through` / `provisional` fields only)."""
+    key: str
 
 
 class Late(NamedTuple):
@@ -79,3 +88,22 @@ class Expired(NamedTuple):
     """The user's profile was dropped: no event for `state.ttl` of event time (their last decision stays in Redis
     until its own `redis.ttl`)."""
     key: str
+
+
+class ActionFired(NamedTuple):
+    """A trigger's action fired at event time `ts` (counted once settled; the decision carries it at once)."""
+    key: str
+    name: str
+    ts: int
+
+
+HELD = {c.__name__: c for c in (SessionClosed, ShiftDetected, Expired, ActionFired)}  # outputs that wait to settle
+
+
+def held_to_list(o) -> list:
+    """A held output as plain data: [kind, *fields]."""
+    return [type(o).__name__, *o]
+
+
+def held_from_list(data: list):
+    return HELD[data[0]](*data[1:])

@@ -93,6 +93,13 @@ class Profile:
         den = sum((i - mx) ** 2 for i in range(n))
         return num / den
 
+    def copy(self) -> "Profile":
+        p = Profile.__new__(Profile)
+        for f in _FIELDS:
+            setattr(p, f, getattr(self, f))
+        p.cat_last, p.aff, p.durations = dict(self.cat_last), dict(self.aff), list(self.durations)
+        return p
+
     def to_list(self) -> list:
         return [dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
                 for v in (getattr(self, f) for f in _FIELDS)]

@@ -65,6 +65,14 @@ class Session:
                 "purchases": self.by_type[PURCHASE], "categories": len(self.cats), "device": self.device,
                 "revenue": round(self.revenue, 2)}
 
+    def copy(self) -> "Session":
+        c = Session.__new__(Session)
+        for f in _FIELDS:
+            setattr(c, f, getattr(self, f))
+        c.by_type = list(self.by_type)
+        c.cats = dict(self.cats)
+        return c
+
     def to_list(self) -> list:
         return [getattr(self, f) if f not in ("by_type", "cats") else
                 (list(self.by_type) if f == "by_type" else dict(self.cats)) for f in _FIELDS]

@@ -133,6 +133,14 @@ class ShiftDetector:
                 best = d
         return best
 
+    def copy(self) -> "ShiftDetector":
+        d = ShiftDetector.__new__(ShiftDetector)
+        for f in _FIELDS:
+            setattr(d, f, getattr(self, f))
+        d.short, d.long = dict(self.short), dict(self.long)
+        d.candidate = list(self.candidate) if self.candidate else None
+        return d
+
     def to_list(self) -> list:
         return [dict(self.short), self.short_scale, self.short_total, dict(self.long), self.long_scale,
                 self.long_total, self.events, self.top, self.cooldown, self.lead,

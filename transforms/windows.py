@@ -84,6 +84,15 @@ class Windows:
         return (float(sum(c)), float(c[PAGE_VIEW]), float(c[CLICK]), c[CLICK] / shown if shown else 0.0,
                 float(c[5]), float(c[6]), float(len(self.cats[w])))
 
+    def copy(self) -> "Windows":
+        w = Windows.__new__(Windows)
+        w.widths, w.max_events, w.base = self.widths, self.max_events, self.base
+        w.buf = list(self.buf)  # entries are tuples, shared
+        w.starts = list(self.starts)
+        w.counts = [list(c) for c in self.counts]
+        w.cats = [dict(d) for d in self.cats]
+        return w
+
     def to_list(self) -> list:
         return [list(self.widths), [list(e) for e in self.buf], self.base, list(self.starts),
                 [list(c) for c in self.counts], [dict(d) for d in self.cats], self.max_events]

@@ -33,7 +33,7 @@ from shiftstream.transforms.decisions import snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
-from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS
+from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, Changed
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
@@ -126,7 +126,8 @@ class RunCore(KeyedProcessFunction):
         self.interval = self.cfg.batching.flush_interval
         self.batch = self.cfg.batching.micro_batch_size
         self.counts = Counts()
-        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late), self.counts)
+        self.marks: dict = {}         # user key -> its state, whose written decision became more settled
+        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled), self.counts)
         self._out: list = []          # what the outlets produced during one dispatch, yielded after it
         self._ctx = None
 
@@ -140,12 +141,13 @@ class RunCore(KeyedProcessFunction):
         pending = [Ev(*e) for e in self.pending.values()]
         if d is None and not pending:
             return None
-        st = UserState.from_dict(d) if d is not None else self.core.new_state()
-        if pending:
-            st.set_pending(pending)
+        # the settled form plus the pending events, replayed (the live state is cached, so this is rare)
+        st = self.core.restore(d if d is not None else self.core.new_state().to_dict(pending=False), key, pending)
         self._cache(key, st)
         if type(self.rows.get(key)) is UserState:  # a row still to render follows the state reloaded
             self.rows[key] = st
+        if key in self.marks:
+            self.marks[key] = st
         return st
 
     def _cache(self, key, st):
@@ -183,6 +185,13 @@ class RunCore(KeyedProcessFunction):
 
     def _due(self, key, st):
         self.rows[key] = st  # rendered at flush time: one decision per user per micro-batch
+        self._arm(key)
+
+    def _settled(self, key, st):
+        self.marks[key] = st  # the decision written before is exact further: its settled fields, at flush time
+        self._arm(key)
+
+    def _arm(self, key):
         if key not in self.armed:  # the timer is checkpointed with the state: see the module doc
             # a decision waits at most the flush interval (on a 10 ms grid, so timers coalesce)
             ts = self._ctx.timer_service()
@@ -210,12 +219,11 @@ class RunCore(KeyedProcessFunction):
         self.counts.inc(EVENTS)
         before = self._load(key)
         st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if arrival_wm is None else arrival_wm)
-        if not outs:  # accepted: buffered until the watermark passes it; only the event list changed
+        if type(outs[0]) is Changed:  # applied, provisional: keyed state keeps the settled form plus this event
             self.pending.put(ev[1], ev)
             if before is None:
                 self._cache(key, st)
             self._timer(key, st, ctx)
-            return
         yield from self._emit(st, outs, ctx)
 
     def on_timer(self, timestamp, ctx):
@@ -248,7 +256,7 @@ class RunCore(KeyedProcessFunction):
         yield from self._emit(before, outs, ctx)
         if st is not before and key in self.rows:  # the profile expired: render its last decision now, from it
             self.rows[key] = snapshot(before, key, self.cfg)
-        if final and self.rows:  # no processing-time timer fires after the end of input: publish now
+        if final and (self.rows or self.marks):  # no processing-time timer fires after the end of input
             yield from self._flush()
 
     def _flush(self):
@@ -262,6 +270,12 @@ class RunCore(KeyedProcessFunction):
                 encode = self.wire.encode
                 for d in decisions:
                     yield encode(d)
+            if self.marks:  # the decisions just rendered carry their settled fields
+                for d in decisions:
+                    self.marks.pop(d["user_key"], None)
+        if self.marks:
+            self.counts.inc(MARKED, self.writer.mark(list(self.marks.items())))
+            self.marks = {}
         self.sink.flush()  # every reply read: what is flushed is in Redis
 
     def close(self):

@@ -21,7 +21,7 @@ SECRET = "s3cret-Pa55word"
 def _decision(key="u1"):
     return {"user_key": key, "segment": "general", "ml_segment": None, "shift": {"detected": False},
             "top_categories": [], "features": {}, "scores": {}, "chosen_content": None, "experiment_arm": None,
-            "model_version": None, "event_time": 1, "updated_at": 2}
+            "model_version": None, "actions": [], "event_time": 1, "settled_through": None, "provisional": 0, "updated_at": 2}
 
 
 @pytest.fixture

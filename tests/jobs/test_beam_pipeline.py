@@ -34,7 +34,8 @@ def _run_stream(stream, redis_url):
     cfg = CFG.replace(**{"redis.url": redis_url})
     p = beam.Pipeline(runner=BundleBasedDirectRunner())
     out = p | stream | beam_pipeline.ShiftstreamCore(cfg)
-    rows = out["rows"] | "rows" >> beam.Map(lambda kv: (kv[0], Row(*kv[1])))
+    rows = (out["rows"] | "decisions only" >> beam.Filter(lambda kv: len(kv[1]) > 2)  # not the settled markers
+            | "rows" >> beam.Map(lambda kv: (kv[0], Row(*kv[1]))))
     return p, rows, out["late"]
 
 
@@ -42,7 +43,7 @@ def _features(row):
     return dict(zip(NAMES, row.values))
 
 
-def test_events_apply_when_the_watermark_passes_and_timers_close_the_session(redis_url):
+def test_events_apply_on_arrival_in_event_time_order_and_timers_close_the_session(redis_url):
     gap = CFG.sessions.gap
     stream = (TestStream()
               .add_elements([ev("u", T0 + MIN, "b"), ev("u", T0, "a")])  # out of order within the step
@@ -54,11 +55,14 @@ def test_events_apply_when_the_watermark_passes_and_timers_close_the_session(red
 
     def check(got):
         got = [r for _, r in got]
-        # one timer per pending event time: a, then b (in event-time order although b arrived first), then c,
-        # then the gap timer closing the session
-        assert [r.event_time for r in got] == [T0, T0 + MIN, T0 + 2 * MIN, T0 + 2 * MIN]
-        a, b, c, closed = (_features(r) for r in got)
-        assert [a["session_events"], b["session_events"], c["session_events"]] == [1, 2, 3]
+        # a decision per arrival, provisional: b alone, then a put before it (b arrived first), then c; the
+        # watermark settles them without a new decision; the gap timer closes the session
+        assert [r.event_time for r in got] == [T0 + MIN, T0 + MIN, T0 + 2 * MIN, T0 + 2 * MIN]
+        assert [r.provisional for r in got] == [1, 2, 1, 0]
+        assert [r.settled_through for r in got] == [None, None, T0 + MIN, T0 + 2 * MIN]
+        b, ab, c, closed = (_features(r) for r in got)
+        assert [b["session_events"], ab["session_events"], c["session_events"]] == [1, 2, 3]
+        assert ab["session_duration_s"] == 60.0  # a, then b: in event-time order
         assert c["session_open"] == 1.0
         assert closed["session_open"] == 0.0 and closed["sessions_total"] == 1.0
 

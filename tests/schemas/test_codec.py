@@ -30,7 +30,8 @@ def test_every_schema_round_trips():
     d = {"user_key": "k", "segment": "general", "ml_segment": None,
          "shift": {"detected": True, "from_category": "a", "to_category": "b", "score": 0.5, "at": 9},
          "top_categories": ["b", "a"], "features": {"x": 1.0}, "scores": {"propensity": 0.25},
-         "next_interest": "b", "chosen_content": None, "experiment_arm": None, "model_version": None, "event_time": 1,
+         "next_interest": "b", "chosen_content": None, "experiment_arm": None, "model_version": None,
+         "actions": [{"name": "show_reviews", "at": 1}], "event_time": 1, "settled_through": None, "provisional": 1,
          "updated_at": 2}
     assert codec("decision").decode(codec("decision").encode(d)) == d
 

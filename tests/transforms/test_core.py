@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from shiftstream.jobs.testing import run_reference
 from shiftstream.runners.simulator import SimConfig, simulate
 from shiftstream.transforms.config import load_config
-from shiftstream.transforms.core import Core
+from shiftstream.transforms.core import FOLD_AFTER, Core
 from shiftstream.transforms.events import Ev, from_record
-from shiftstream.transforms.outputs import Changed, Duplicate, Late, SessionClosed
+from shiftstream.transforms.outputs import Changed, Duplicate, Late, SessionClosed, Settled
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME
 
@@ -70,26 +70,30 @@ def ev(ts, eid, code=0, cat="books", **kw):
 def test_duplicates_are_dropped_and_late_events_routed_not_merged():
     core = Core(CFG)
     st_, outs = core.accept(None, "k", ev(10_000_000, "a"), 0)
-    assert outs == []
+    assert outs == [Changed("k", 10_000_000)] and st_.profile.events == 1 and st_.provisional() == 1
     st_, outs = core.accept(st_, "k", ev(10_000_000, "a"), 0)
     assert outs == [Duplicate("k", "a")]
     st_, outs = core.accept(st_, "k", ev(9_000_000, "late"), 9_500_000)
     assert isinstance(outs[0], Late) and outs[0].watermark == 9_500_000
     st_, outs = core.advance(st_, "k", 10_000_000)
-    assert [type(o) for o in outs] == [Changed] and st_.profile.events == 1
+    # nothing changes but the decision's exactness: a marker, not a new decision
+    assert outs == [Settled("k")] and st_.profile.events == 1 and st_.provisional() == 0
     # once applied, an older event is late even if the caller's watermark lags
     st_, outs = core.accept(st_, "k", ev(9_999_000, "b"), 0)
     assert isinstance(outs[0], Late)
 
 
-def test_events_wait_for_the_watermark_and_apply_in_time_order():
+def test_events_apply_at_once_in_time_order_and_settle_when_the_watermark_passes():
     core = Core(CFG)
     s = None
     for t, eid in ((3000, "c"), (1000, "a"), (2000, "b")):
-        s, _ = core.accept(s, "k", ev(t, eid, cat=eid), 0)
-    assert s.profile.events == 0 and core.next_timer(s) == 1000
+        s, outs = core.accept(s, "k", ev(t, eid, cat=eid), 0)
+        assert outs == [Changed("k", t)]  # each arrival updates the decision at once
+    # the two earlier arrivals were put in their place: the state is the one of event-time order
+    assert s.profile.events == 3 and list(s.profile.cat_last) == ["a", "b", "c"]
+    assert s.provisional() == 3 and core.next_timer(s) == 1000
     s, outs = core.advance(s, "k", 2000)
-    assert s.profile.events == 2 and list(s.profile.cat_last) == ["a", "b"]
+    assert outs == [Settled("k")] and s.provisional() == 1 and s.watermark == 2000
     assert core.next_timer(s) == 3000
 
 
@@ -158,7 +162,9 @@ def test_state_per_user_is_bounded_whatever_the_volume(categories):
         if i % 5000 == 4999:
             sizes.append(len(json.dumps(s.to_dict())))
     cap = CFG.profile.max_categories
-    assert len(s.pending) <= LATENESS // 2000 + 1 and len(s.pending_ids) == len(s.pending)
+    # the provisional events are those within the lateness; settled ones are folded into `base` in batches
+    assert s.provisional() <= LATENESS // 2000 + 1 and len(s.pending_ids) == len(s.pending)
+    assert len(s.pending) <= s.provisional() + FOLD_AFTER
     assert len(s.windows.buf) <= 2 * CFG.windows.max_events + 64
     assert len(s.profile.aff) <= cap and len(s.session.cats) <= cap
     assert len(s.shift.short) <= cap and len(s.shift.long) <= cap
@@ -203,7 +209,7 @@ def test_a_refused_event_leaves_no_state_behind():
 
 
 def test_an_idle_profile_expires_after_the_ttl_in_event_time_and_consent_records_stay():
-    from shiftstream.transforms.outputs import Changed, Expired
+    from shiftstream.transforms.outputs import Expired
 
     ttl = CFG.state.ttl
     core = Core(CFG)
@@ -211,7 +217,7 @@ def test_an_idle_profile_expires_after_the_ttl_in_event_time_and_consent_records
                       **{k: None for k in ("price", "dwell_ms", "scroll_depth", "hover_ms", "device", "variant")}})
     st, _ = core.accept(None, "k", ev, 0)
     st, outs = core.advance(st, "k", ev.ts)
-    assert st is not None and any(type(o) is Changed for o in outs)
+    assert st is not None and outs == [Settled("k")]
     st, _ = core.advance(st, "k", ev.ts + CFG.sessions.gap)  # the session closes first
     assert core.next_timer(st) == ev.ts + ttl
     kept, outs = core.advance(st, "k", ev.ts + ttl - 1)
