@@ -12,6 +12,7 @@ from shiftstream.transforms.config import Config
 from .reference import ReferenceJob
 
 _LOG = logging.getLogger("shiftstream.kafka")
+BATCH = 1000  # messages taken from the consumer per loop, at most
 
 
 class OffsetOutOfRange(RuntimeError):
@@ -188,7 +189,13 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         checkpoint()  # before the first message: a kill -9 from here on rewinds the side outputs to this point
         last_msg = last_cp = time.monotonic()
         while not stop["now"]:
-            msgs = consumer.consume(1000, 0.2)
+            # whatever is fetched already, without waiting; else wait for the next message (returns as it comes)
+            msgs = consumer.consume(BATCH, 0)
+            if not msgs:
+                m = consumer.poll(0.2)
+                msgs = consumer.consume(BATCH - 1, 0) if m is not None else ()
+                if m is not None:
+                    msgs.insert(0, m)
             now = time.monotonic()
             got = False
             for m in msgs:
@@ -207,6 +214,8 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
                 positions[(m.topic(), m.partition())] = m.offset() + 1
             if got:
                 last_msg = now
+                if len(msgs) < BATCH:  # caught up: write the due decisions now, not a flush interval later
+                    job.caught_up()
             else:
                 job.idle()  # on the job's own clock
                 if idle_exit is not None and held and now - last_msg >= idle_exit:

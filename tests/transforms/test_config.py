@@ -10,7 +10,7 @@ def test_default_file_loads_with_typed_durations():
     cfg = load_config()
     assert cfg.sessions.gap == 30 * 60_000
     assert cfg.windows.sliding == (300_000, 3_600_000, 86_400_000)
-    assert cfg.batching.flush_interval == 200
+    assert cfg.batching.flush_interval == 50
     assert [r.name for r in cfg.segments.rules][:2] == ["engaged_browser", "quick_visitor"]
 
 
