@@ -4,11 +4,13 @@ runner's state, after the decisions before them are in Redis."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 
 from shiftstream.transforms.config import Config
 
+from .collector import Freezer
 from .reference import ReferenceJob
 
 _LOG = logging.getLogger("shiftstream.kafka")
@@ -144,10 +146,10 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         held.update((tp.topic, tp.partition) for tp in starts)
         report["partitions"] = len(held)
 
-    def commit(wait: bool = False) -> bool:
+    def commit(wait: bool = False, offsets: dict | None = None) -> bool:
         """The checkpoint's offsets, asynchronously: a commit never blocks the job; one that fails is reported to
         committed_cb and repeated by the next checkpoint. wait: synchronously; returns whether it succeeded."""
-        due = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        due = [TopicPartition(t, p, o) for (t, p), o in (positions if offsets is None else offsets).items()]
         if not due:
             return True
         try:
@@ -164,13 +166,52 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         except KafkaException:
             return False
 
-    def checkpoint() -> None:
+    forked: dict = {"pid": None, "offsets": None}
+    fork = cfg.engine.checkpoint_fork and hasattr(os, "fork")
+
+    def reap(block: bool = False) -> None:
+        """A checkpoint written by a forked child finished: commit its offsets (a failed one: the next
+        checkpoint is taken again; nothing is committed past what a checkpoint holds)."""
+        pid = forked["pid"]
+        if pid is None:
+            return
+        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        if not done:
+            return
+        forked["pid"] = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            report["checkpoints"] += 1
+            commit(offsets=forked["offsets"])
+        else:
+            report["checkpoint_failures"] = report.get("checkpoint_failures", 0) + 1
+            _LOG.warning("a background checkpoint failed (exit %s); the next one is taken at its interval", code)
+
+    def checkpoint(background: bool = False) -> None:
+        """background: the state is written by a forked child from its copy-on-write image of this process, so the
+        loop does not pause to serialize every user's pending events (a second with minutes of lateness)."""
+        reap(block=True)  # one at a time (the last one is long done at any sane interval)
         job.flush()
         job.sink.flush()  # every reply read: what the state says is written is in Redis
         lengths = {name: out.sync() for name, out in outputs.items()}
-        snapshots.save(path, job.snapshot(), dict(positions), lengths, [topic, privacy_topic])
-        report["checkpoints"] += 1
-        commit()
+        if background and fork:
+            offsets = dict(positions)
+            parent = os.getpid()
+            pid = os.fork()
+            if pid == 0:  # the child: writes the file, touches neither Kafka nor Redis, and leaves at once
+                code = 1
+                try:
+                    snapshots.save(path, job.snapshot(), offsets, lengths, [topic, privacy_topic], parent=parent)
+                    code = 0
+                except BaseException as exc:  # noqa: B902 (the parent reports the exit code)
+                    os.write(2, f"background checkpoint: {type(exc).__name__}: {exc}\n".encode())
+                finally:
+                    os._exit(code)
+            forked.update(pid=pid, offsets=offsets)
+        else:
+            snapshots.save(path, job.snapshot(), dict(positions), lengths, [topic, privacy_topic])
+            report["checkpoints"] += 1
+            commit()
         if time.monotonic() - listed["at"] >= 10:  # partitions added, a topic created since
             assign_new()
 
@@ -184,6 +225,7 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     interval = cfg.engine.checkpoint_interval / 1000
     drained = failed = False
+    freezer = Freezer(cfg.engine.gc_freeze_interval)
     try:
         assign_new()
         checkpoint()  # before the first message: a kill -9 from here on rewinds the side outputs to this point
@@ -224,8 +266,11 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
                         break
                     last_msg = now
             if now - last_cp >= interval:
-                checkpoint()
+                checkpoint(background=True)
                 last_cp = time.monotonic()
+            elif forked["pid"] is not None:
+                reap()
+            freezer.tick()
     except BaseException:
         failed = True  # e.g. Redis gone past redis.retry_for: no checkpoint, no commit past what is written
         raise
@@ -233,6 +278,8 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
         for sig, handler in old.items():
             signal.signal(sig, handler)
         try:
+            if forked["pid"] is not None:
+                reap(block=True)  # (a failed run commits nothing more; its checkpoint may still stand)
             if failed:
                 pass
             elif drained:  # the input ended: apply everything, commit all, and leave no state to resume
@@ -245,6 +292,7 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             else:  # stopped: keep every buffered event in the checkpoint, to resume exactly
                 checkpoint()
         finally:
+            freezer.close()
             consumer.close()  # on every exit path, a failed write included (pending commits are sent first)
     return report
 

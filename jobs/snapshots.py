@@ -26,8 +26,10 @@ def path_for(checkpoint_dir: str, group: str) -> Path:
     return Path(checkpoint_dir) / "reference" / f"{safe}.snapshot"
 
 
-def save(path: Path, job_state: dict, offsets: dict, outputs: dict, topics: list[str]) -> int:
-    """Write a checkpoint atomically; returns its size in bytes."""
+def save(path: Path, job_state: dict, offsets: dict, outputs: dict, topics: list[str],
+         parent: int | None = None) -> int:
+    """Write a checkpoint atomically; returns its size in bytes. parent: written by a forked child of that
+    process, which must still be alive when the file is put in place (a restarted job may own it by then)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     data = pickle.dumps({"version": VERSION, "job": job_state, "offsets": offsets, "outputs": outputs,
@@ -36,6 +38,9 @@ def save(path: Path, job_state: dict, offsets: dict, outputs: dict, topics: list
         fo.write(data)
         fo.flush()
         os.fsync(fo.fileno())
+    if parent is not None and os.getppid() != parent:
+        os.unlink(tmp)
+        raise CheckpointError("the job that forked this checkpoint is gone: not put in place")
     os.replace(tmp, path)
     fd = os.open(path.parent, os.O_RDONLY)
     try:

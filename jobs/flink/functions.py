@@ -27,6 +27,7 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from shiftstream.jobs.collector import Freezer
 from shiftstream.schemas import read_frames, wire_codec
 from shiftstream.transforms.core import Core
 from shiftstream.transforms.decisions import snapshot
@@ -130,6 +131,7 @@ class RunCore(KeyedProcessFunction):
         self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled), self.counts)
         self._out: list = []          # what the outlets produced during one dispatch, yielded after it
         self._ctx = None
+        self.freezer = Freezer(self.cfg.engine.gc_freeze_interval)  # no collector pause over the cached states
 
     # -- state -------------------------------------------------------------------------------------------------
 
@@ -277,6 +279,7 @@ class RunCore(KeyedProcessFunction):
             self.counts.inc(MARKED, self.writer.mark(list(self.marks.items())))
             self.marks = {}
         self.sink.flush()  # every reply read: what is flushed is in Redis
+        self.freezer.tick()
 
     def close(self):
         if not hasattr(self, "rows"):  # open() failed: let its error be the one reported
@@ -286,4 +289,5 @@ class RunCore(KeyedProcessFunction):
         for _ in self._flush():
             pass
         self.sink.close()
+        self.freezer.close()
         write_counts(self.counts, self.counts_dir, "core")

@@ -194,3 +194,18 @@ def test_a_checkpoint_cut_short_is_a_clear_error(tmp_path):
     path.write_bytes(b"\x80\x05garbage")
     with pytest.raises(snapshots.CheckpointError, match="not a readable checkpoint.*delete it"):
         snapshots.load(path)
+
+
+def test_a_forked_checkpoint_is_not_put_in_place_once_its_job_is_gone(tmp_path):
+    """A background checkpoint (written by a forked child) whose parent died meanwhile must not replace what a
+    restarted job may have written since."""
+    import os
+
+    from shiftstream.jobs import snapshots
+
+    path = tmp_path / "ckpt"
+    snapshots.save(path, {"x": 1}, {}, {}, ["t"], parent=os.getppid())  # our parent is alive: put in place
+    assert snapshots.load(path)["job"] == {"x": 1}
+    with pytest.raises(snapshots.CheckpointError, match="gone"):
+        snapshots.save(path, {"x": 2}, {}, {}, ["t"], parent=os.getpid())  # not our parent
+    assert snapshots.load(path)["job"] == {"x": 1} and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
