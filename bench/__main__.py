@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from . import beam, faults, flink, lookup, recovery, scoring, segments, shifts, soak, state_size, throughput
+from . import beam, faults, flink, live, lookup, recovery, scoring, segments, shifts, soak, state_size, throughput
 
 
 def main() -> int:
     for name, mod in (("throughput", throughput), ("scoring", scoring), ("state size", state_size), ("lookup latency", lookup), ("beam vs reference", beam),
-                      ("pyflink vs reference", flink), ("pyflink crash and recovery", recovery),
+                      ("pyflink vs reference", flink),
+                      ("live-time latency: wall-clock events through Kafka to Redis", live), ("pyflink crash and recovery", recovery),
                       ("shift detection", shifts), ("segments", segments), ("faults: the reliability table", faults),
                       ("soak: memory with users coming and going", soak)):
         print(f"\n## {name}\n", flush=True)
