@@ -21,10 +21,12 @@ their outputs. A `Changed` decision renders from the state object that was hande
 decision outlet), even when the call returns None or a fresh state (an idle profile expired in the same call).
 
 Provisional and settled. The state always has every accepted event applied, in (event time, event id) order, so
-a decision reflects an event within milliseconds of its arrival. The events the watermark has not passed yet are
-kept (`pending`) with a copy of the profile from before the first of them (`base`) and, every SNAP_EVERY events,
-a snap: an event arriving in order costs one application; one arriving before events already applied is put in
-its place and the events after the latest snap before it are replayed. Facts (closed sessions, shifts, actions)
+a decision reflects an event within milliseconds of its arrival. The events applied since a copy of the profile
+(`base`, taken when nothing is pending: a session's first event) are kept (`pending`, the first `settled` of them
+at or before the watermark), with a snap every SNAP_EVERY of them: an event arriving in order costs one
+application; one arriving before events already applied is put in its place and the events after the latest snap
+before it are replayed. Settled events are dropped when a snap covers FOLD_AFTER of them (`base` moves up to it),
+and all of them when nothing is provisional and the session is over or a timer changed the state. Facts (closed sessions, shifts, actions)
 of provisional events are held and released when the watermark passes them, so the side outputs, and the decisions
 once settled, are exact: any arrival order within the allowed lateness gives the same on every engine.
 """
@@ -132,24 +134,25 @@ class Core:
                     outs.append(held[j][1])
                     j += 1
                 del held[:j]
-            if i == n:  # everything applied is exact now: nothing to replay from
-                pending.clear()
-                state.pending_ids.clear()
-                state.base = None
-                state.snaps = []
-                state.settled = 0
-            else:
-                state.settled = i
-                if i >= FOLD_AFTER:
-                    self._fold(state, key)
+            state.settled = i
+            if i >= FOLD_AFTER:
+                self._fold(state, key)
         changed = False
-        if not pending:
+        if state.settled == len(pending):  # nothing provisional: timers act on the exact state
             if state.armed:
                 changed = self._timers_due(state, key, watermark, outs)
             s = state.session
             if state.session_open and s.last + self.gap <= watermark:
                 self._close(state, key, outs, at=s.last + self.gap)
                 changed = True  # a closed session changes the features too
+            if pending and (changed or not state.session_open):
+                # a timer changed the state (a replay would not redo that), or the session is over: keep no
+                # events to replay from; the user's next event copies `base` again, once a session
+                pending.clear()
+                state.pending_ids.clear()
+                state.base = None
+                state.snaps = []
+                state.settled = 0
         if watermark > state.watermark:
             state.watermark = watermark
         if state.erased_at is not None and watermark > state.erased_at:
@@ -158,7 +161,7 @@ class Core:
             outs.append(Changed(key, state.last_ts))
         elif released:
             outs.append(Settled(key))
-        if self.ttl and not pending and not state.session_open and not state.armed and state.profile.events \
+        if self.ttl and state.settled == len(pending) and not state.session_open and not state.armed and state.profile.events \
                 and state.last_ts + self.ttl <= watermark:
             return self._expire(state, key, outs)
         if state.is_empty():
@@ -244,7 +247,8 @@ class Core:
         """Drop settled pending events: `base` moves up to the latest snap among them (their outputs were
         released), so a replay never costs more than about FOLD_AFTER plus the provisional events."""
         pending, snaps = state.pending, state.snaps
-        k = bisect_right(snaps, pending[state.settled], key=_first)
+        i = state.settled
+        k = bisect_right(snaps, pending[i] if i < len(pending) else pending[-1], key=_first)
         if not k:
             return  # no snap yet (just restored): the next events take them
         start, state.base = snaps[k - 1]
