@@ -197,7 +197,7 @@ class Engine:
     checkpoints_retained: int = _int(3, 1)
     state_cache_users: int = _int(100_000, 0)
     bind_address: str = _str("127.0.0.1")
-    gc_freeze_interval: int = _dur("1s", 0)
+    gc_freeze_interval: int = _dur("100ms", 0)
     checkpoint_fork: bool = field(default=True, metadata={"kind": "bool"})
 
 

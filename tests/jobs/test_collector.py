@@ -10,7 +10,7 @@ def test_objects_alive_are_frozen_every_interval_and_unfrozen_on_close():
     f = Freezer(1000, clock=lambda: now[0])
     try:
         frozen = gc.get_freeze_count()
-        assert frozen > 0  # start-up's objects
+        assert frozen > 0 and not gc.isenabled()  # start-up's objects; the job collects on its ticks
         keep = [[i] for i in range(1000)]  # tracked objects made after the first freeze
         f.tick()
         assert gc.get_freeze_count() == frozen  # not yet: under the interval
@@ -19,12 +19,13 @@ def test_objects_alive_are_frozen_every_interval_and_unfrozen_on_close():
         assert gc.get_freeze_count() >= frozen + len(keep)
     finally:
         f.close()
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_zero_leaves_the_collector_alone():
     gc.unfreeze()
     f = Freezer(0)
     f.tick()
+    assert gc.isenabled()
     f.close()
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
