@@ -201,6 +201,7 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             if pid == 0:  # the child: writes the file, touches neither Kafka nor Redis, and leaves at once
                 code = 1
                 try:
+                    os.nice(19)  # the loop comes first for the CPU (on a small machine they share it)
                     snapshots.save(path, job.snapshot(), offsets, lengths, [topic, privacy_topic], parent=parent)
                     code = 0
                 except BaseException as exc:  # noqa: B902 (the parent reports the exit code)
