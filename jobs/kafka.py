@@ -190,14 +190,26 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     def checkpoint(background: bool = False) -> None:
         """background: the state is written by a forked child from its copy-on-write image of this process, so the
         loop does not pause to serialize every user's pending events (a second with minutes of lateness)."""
-        reap(block=True)  # one at a time (the last one is long done at any sane interval)
+        if background and forked["pid"] is not None:
+            reap()
+            if forked["pid"] is not None:  # the last one still writing: skip this one rather than wait for it
+                report["checkpoints_skipped"] = report.get("checkpoints_skipped", 0) + 1
+                return
+        reap(block=True)  # a foreground checkpoint waits for one in the background first
         job.flush()
         job.sink.flush()  # every reply read: what the state says is written is in Redis
         lengths = {name: out.sync() for name, out in outputs.items()}
         if background and fork:
+            # the child serializes every user touched since the last foreground checkpoint (its incremental
+            # bookkeeping stays in the child), at the lowest priority, off the loop
             offsets = dict(positions)
             parent = os.getpid()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as exc:  # no memory or process for a child: take this one in process
+                _LOG.warning("cannot fork a background checkpoint (%s); writing it in process", exc)
+                background = False
+        if background and fork:
             if pid == 0:  # the child: writes the file, touches neither Kafka nor Redis, and leaves at once
                 code = 1
                 try:
@@ -280,7 +292,7 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             signal.signal(sig, handler)
         try:
             if forked["pid"] is not None:
-                reap(block=True)  # (a failed run commits nothing more; its checkpoint may still stand)
+                reap(block=True)  # (a finished child's offsets are covered by its file: committed)
             if failed:
                 pass
             elif drained:  # the input ended: apply everything, commit all, and leave no state to resume

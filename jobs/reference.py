@@ -248,10 +248,9 @@ class ReferenceJob:
 
     def restore(self, snap: dict) -> None:
         """Continue from a `snapshot`: the same input after it then gives the same outputs as an unbroken run."""
-        from shiftstream.transforms.state import UserState
-
         self._frozen = dict(snap["states"])
-        self.states = {k: UserState.from_dict(pickle.loads(b)) for k, b in self._frozen.items()}
+        restore = self.core.restore  # (the whole state, or one an older version wrote: migrated)
+        self.states = {k: restore(pickle.loads(b), k) for k, b in self._frozen.items()}
         self._touched = set()
         self.timers = list(snap["timers"])
         heapq.heapify(self.timers)

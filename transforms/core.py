@@ -170,7 +170,11 @@ class Core:
 
     def restore(self, d: dict, key: str, events=()) -> UserState:
         """A state from its settled form (`UserState.to_dict(pending=False)`) and the pending events an engine
-        kept apart: the events are replayed onto it (their outputs held again, those already released not)."""
+        kept apart: the events are replayed onto it (their outputs held again, those already released not).
+        A state checkpointed by an older version is migrated first (`UserState.migrate`)."""
+        d, buffered = UserState.migrate(d)
+        if buffered:
+            events = [*events, *buffered]
         st = UserState.from_dict(d)
         if events:
             st.set_pending(events)
@@ -338,7 +342,7 @@ class Core:
         for name, when, once in self.on_event:
             try:
                 hit = when(ev, s)
-            except ZeroDivisionError:
+            except ArithmeticError:  # (a division by zero, an overflow): the rule is false for this event
                 continue
             if hit and not (once and name in state.fired):
                 if once:
@@ -350,5 +354,5 @@ class Core:
                     state.armed[name] = ev.ts + wait
                 if unless is not None and name in state.armed and unless(ev, s):
                     del state.armed[name]
-            except ZeroDivisionError:
+            except ArithmeticError:  # (a division by zero, an overflow): the rule is false for this event
                 continue

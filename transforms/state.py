@@ -132,6 +132,16 @@ class UserState:
         self.pending = sorted(events)
         self.pending_ids = {e.event_id for e in self.pending}
 
+    @staticmethod
+    def migrate(d: dict) -> tuple[dict, list]:
+        """An older checkpointed state in today's form, and the events it buffered (to be applied by
+        `Core.restore`). Version 2 (settled-only decisions) buffered events unapplied and had no triggers."""
+        if d.get("v") == 2:
+            events = [Ev(*e) for e in d.get("pending", [])]
+            return {**d, "v": STATE_VERSION, "pending": [], "base": None, "held": [], "settled": 0, "actions": [],
+                    "armed": {}, "fired": []}, events
+        return d, []
+
     @classmethod
     def from_dict(cls, d: dict) -> "UserState":
         if d.get("v") != STATE_VERSION:

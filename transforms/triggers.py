@@ -14,8 +14,11 @@ of the event's arrival) and is recomputed, exactly, if a late-arriving earlier e
 
 Expressions: comparisons, and/or/not, arithmetic and numbers over the names in `EVENT_FIELDS` and
 `SESSION_FIELDS`; the string fields (`event_type`, `category`, `device`, `variant`) compare with `==`, `!=`, `in`,
-`not in` against quoted strings, and event types are checked against the known ones. A numeric event field the
-event does not carry (a click has no `hover_ms`) is NaN: every comparison with it is false.
+`not in` against quoted strings (`in` takes a list: `category in ('books', 'toys')`), once per comparison (no
+chains), never in arithmetic, and event types are checked against the known ones. A numeric event field the event
+does not carry (a click has no `hover_ms`) is NaN: every comparison with it is false except `!=` (so `not
+hover_ms > 3000` is true for a click). An arithmetic error at run time (a division by zero) makes the rule false
+for that event; it never stops the job.
 """
 from __future__ import annotations
 
@@ -81,6 +84,10 @@ def _strings(node: ast.AST) -> list | None:
     return None
 
 
+def _is_str_field(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id in EVENT_FIELDS and EVENT_FIELDS[node.id][1]
+
+
 def _check(name: str, expr: str, tree: ast.AST) -> None:
     ok_strings: set[int] = set()
     for node in ast.walk(tree):
@@ -90,30 +97,49 @@ def _check(name: str, expr: str, tree: ast.AST) -> None:
         if isinstance(node, ast.Name) and node.id not in EVENT_FIELDS and node.id not in SESSION_FIELDS:
             raise RuleError(f"trigger {name!r}: unknown field {node.id!r} in {expr!r} (event fields: "
                             f"{', '.join(EVENT_FIELDS)}; session fields: {', '.join(SESSION_FIELDS)})")
+        if isinstance(node, (ast.BinOp, ast.UnaryOp)) and not isinstance(node.op, ast.Not):
+            for x in ([node.left, node.right] if isinstance(node, ast.BinOp) else [node.operand]):
+                if _is_str_field(x):
+                    raise RuleError(f"trigger {name!r}: {x.id} is a string field: it takes no arithmetic, in "
+                                    f"{expr!r}")
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
+            if len(node.ops) > 1 and any(_is_str_field(x) or _strings(x) is not None for x in operands):
+                raise RuleError(f"trigger {name!r}: compare a string field once (a == 'x'), not in a chain, in "
+                                f"{expr!r}")
             for i, op in enumerate(node.ops):
                 a, b = operands[i], operands[i + 1]
-                field = a if isinstance(a, ast.Name) else b if isinstance(b, ast.Name) else None
-                other = b if field is a else a
-                is_str = field is not None and field.id in EVENT_FIELDS and EVENT_FIELDS[field.id][1]
-                consts = _strings(other)
-                if is_str and consts is None:
-                    raise RuleError(f"trigger {name!r}: {field.id} is a string field: compare it with quoted "
-                                    f"strings (==, !=, in, not in) in {expr!r}")
-                if consts is not None and not is_str:
+                if _is_str_field(b) and not _is_str_field(a):  # 'x' == category: the field goes first
+                    a, b = b, a
+                if _is_str_field(a):
+                    consts = _strings(b)
+                    field = a
+                    if consts is None:
+                        raise RuleError(f"trigger {name!r}: {a.id} is a string field: compare it with quoted "
+                                        f"strings (==, !=, in, not in) in {expr!r}")
+                    if isinstance(op, (ast.In, ast.NotIn)) and not isinstance(b, (ast.Tuple, ast.List)):
+                        raise RuleError(f"trigger {name!r}: {a.id} in / not in takes a list of quoted strings, "
+                                        f"e.g. {a.id} in ('a', 'b'), in {expr!r}")
+                    if isinstance(op, (ast.In, ast.NotIn)) and b is not operands[i + 1]:
+                        raise RuleError(f"trigger {name!r}: write {a.id} in (...), the field first, in {expr!r}")
+                elif _strings(a) is not None or _strings(b) is not None:
+                    consts = _strings(a) if _strings(a) is not None else _strings(b)
                     raise RuleError(f"trigger {name!r}: the string {consts[0].value!r} must be compared with a "
                                     f"string field (event_type, category, device, variant) in {expr!r}")
-                if is_str:
-                    if not isinstance(op, _STRING_OPS):
-                        raise RuleError(f"trigger {name!r}: {field.id} compares with ==, !=, in or not in only, "
-                                        f"in {expr!r}")
-                    if field.id == "event_type":
-                        for c in consts:
-                            if c.value not in EVENT_TYPES:
-                                raise RuleError(f"trigger {name!r}: unknown event type {c.value!r} in {expr!r} "
-                                                f"(known: {', '.join(EVENT_TYPES)})")
-                    ok_strings.update(id(c) for c in consts)
+                else:
+                    continue
+                if not isinstance(op, _STRING_OPS):
+                    raise RuleError(f"trigger {name!r}: {field.id} compares with ==, !=, in or not in only, "
+                                    f"in {expr!r}")
+                if isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(b, (ast.Tuple, ast.List)):
+                    raise RuleError(f"trigger {name!r}: {field.id} == / != takes one quoted string (a list goes "
+                                    f"with in / not in), in {expr!r}")
+                if field.id == "event_type":
+                    for c in consts:
+                        if c.value not in EVENT_TYPES:
+                            raise RuleError(f"trigger {name!r}: unknown event type {c.value!r} in {expr!r} "
+                                            f"(known: {', '.join(EVENT_TYPES)})")
+                ok_strings.update(id(c) for c in consts)
     for node in ast.walk(tree):  # once every comparison has claimed its strings
         if isinstance(node, ast.Constant):
             if isinstance(node.value, str):
@@ -123,6 +149,9 @@ def _check(name: str, expr: str, tree: ast.AST) -> None:
             elif not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
                 raise RuleError(f"trigger {name!r}: only numbers and quoted strings may appear as constants in "
                                 f"{expr!r}")
+            elif abs(node.value) > 1e15:
+                raise RuleError(f"trigger {name!r}: a number is out of range (at most 1e15 in size), in "
+                                f"{expr[:80]!r}")
         if isinstance(node, (ast.Tuple, ast.List)) and _strings(node) is None:
             raise RuleError(f"trigger {name!r}: a list may only hold quoted strings, after in / not in, in {expr!r}")
 
@@ -153,11 +182,15 @@ def compile_condition(name: str, expr: str) -> Callable:
     """A function (event tuple, live session) -> bool for one trigger expression; RuleError when it is invalid."""
     if not isinstance(expr, str) or not expr.strip():
         raise RuleError(f"trigger {name!r}: the expression is empty")
+    if len(expr) > 2000:
+        raise RuleError(f"trigger {name!r}: the expression is longer than 2,000 characters")
     try:
         tree = ast.parse(expr, mode="eval")
+        _check(name, expr, tree)
     except SyntaxError as exc:
         raise RuleError(f"trigger {name!r}: not a valid expression ({exc.msg}): {expr!r}") from None
-    _check(name, expr, tree)
+    except (RecursionError, MemoryError):
+        raise RuleError(f"trigger {name!r}: the expression is nested too deeply") from None
     body = _Rewrite().visit(tree).body
     fn = ast.Expression(ast.Lambda(
         args=ast.arguments(posonlyargs=[], args=[ast.arg("e"), ast.arg("s")], kwonlyargs=[], kw_defaults=[],

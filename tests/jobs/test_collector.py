@@ -29,3 +29,42 @@ def test_zero_leaves_the_collector_alone():
     assert gc.isenabled()
     f.close()
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def test_a_cycle_frozen_while_alive_is_freed_by_the_full_collection():
+    import weakref
+
+    from shiftstream.jobs import collector
+
+    class Node:
+        pass
+
+    gc.unfreeze()
+    now = [0.0]
+    f = Freezer(100, clock=lambda: now[0])
+    try:
+        n = Node()
+        n.me = n  # a reference cycle
+        ref = weakref.ref(n)
+        now[0] += 0.1
+        f.tick()  # frozen while alive
+        del n
+        for _ in range(5):
+            now[0] += 0.1
+            f.tick()
+        assert ref() is not None  # young collections never look at the frozen generation
+        now[0] += collector.FULL_EVERY
+        f.tick()
+        assert ref() is None
+    finally:
+        f.close()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_collector_is_handed_back_when_the_last_freezer_closes():
+    gc.unfreeze()
+    a, b = Freezer(100), Freezer(100)
+    a.close()
+    assert not gc.isenabled()  # b still runs it
+    b.close()
+    assert gc.isenabled()

@@ -170,3 +170,25 @@ def test_a_job_writes_provisional_decisions_that_say_how_settled_they_are():
     assert any(d["settled_through"] is not None for d in sink.decisions.values())
     job.finish()
     assert all(d["provisional"] == 0 and d["settled_through"] is not None for d in sink.decisions.values())
+
+
+def test_a_state_checkpointed_by_the_settled_only_version_is_migrated_and_its_buffer_applied(streams):
+    """Version 2 buffered events unapplied (and had no triggers): `Core.restore` applies them, provisional."""
+    events = streams[2]
+    core = Core(CFG)
+    cut = len(events) // 2
+    s = None
+    for e in events[:cut]:
+        s, _ = core.accept(s, "k", e, e.ts - 1)
+        s, _ = core.advance(s, "k", e.ts)
+    v3 = s.to_dict()  # its profile fields are the state's (its pending ones are settled, in the profile already)
+    v2 = {k: v for k, v in v3.items() if k not in ("base", "held", "settled", "actions", "armed", "fired")}
+    v2.update(v=2, pending=[list(e) for e in events[cut:cut + 5]])  # buffered, not applied yet
+    with pytest.raises(ValueError, match="migrate"):
+        UserState.from_dict(v2)
+    migrated = core.restore(v2, "k")
+    expected = s
+    expected.actions, expected.armed, expected.fired = [], {}, []  # (version 2 had no triggers)
+    for e in events[cut:cut + 5]:
+        expected, _ = core.accept(expected, "k", e, 0)
+    assert snapshot(migrated, "k", CFG) == snapshot(expected, "k", CFG) and migrated.provisional() == 5

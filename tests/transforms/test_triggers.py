@@ -113,6 +113,14 @@ def test_session_metric_thresholds_and_the_latest_actions_kept():
     ({"name": "x", "when": "hover_ms > 1", "wait": "5m"}, ["trigger 'x'", "either `when`"]),
     ({"name": "x", "after": "event_type == 'click'"}, ["trigger 'x'", "positive `wait`"]),
     ({"name": "x"}, ["trigger 'x'", "`when`"]),
+    # accepted once, then crashing on the first event (a review found them): refused at load now
+    ({"name": "x", "when": "'hover' in event_type"}, ["trigger 'x'", "takes a list of quoted strings"]),
+    ({"name": "x", "when": "category in 'shoes'"}, ["trigger 'x'", "takes a list of quoted strings"]),
+    ({"name": "x", "when": "price < category"}, ["trigger 'x'", "category is a string field"]),
+    ({"name": "x", "when": "-category > 0"}, ["trigger 'x'", "no arithmetic"]),
+    ({"name": "x", "when": "price * 1" + "0" * 400 + " > 1"}, ["trigger 'x'", "out of range"]),
+    ({"name": "x", "when": "event_type == 'hover' != category"}, ["trigger 'x'", "not in a chain"]),
+    ({"name": "x", "when": "category == ('a', 'b')"}, ["trigger 'x'", "takes one quoted string"]),
 ])
 def test_invalid_trigger_rules_are_refused_at_load_with_the_name_and_the_reason(rule, words):
     with pytest.raises(ConfigError) as exc:
@@ -135,6 +143,15 @@ def test_config_check_refuses_a_bad_trigger_in_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "show_reviews" in r.stderr and "unknown field 'hover_time'" in r.stderr, r.stderr
+
+
+def test_an_arithmetic_error_makes_a_rule_false_for_that_event_and_never_stops_the_job():
+    cfg = config_from_dict({"triggers": {"rules": [{"name": "per_view", "when": "price / (session_events - 1) > 1"},
+                                                   {"name": "big", "when": "price * 1e15 * 1e15 * 1e15 > 1"}]}})
+    core = Core(cfg)
+    st = feed(core, [ev(T0, "a", price=5.0), ev(T0 + 1000, "b", price=5.0)])
+    # the first event divides by zero (no action), the second fires; 1e45 is a float: no overflow to raise
+    assert st.actions == [("big", T0), ("per_view", T0 + 1000), ("big", T0 + 1000)]
 
 
 def test_conditions_see_a_missing_number_as_never_true():
