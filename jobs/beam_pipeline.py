@@ -26,7 +26,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from shiftstream.transforms.config import Config
 from shiftstream.transforms.core import Core
-from shiftstream.transforms.decisions import Row, settled_mark, snapshot
+from shiftstream.transforms.decisions import Mark, Row, settled_mark, snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
@@ -102,7 +102,7 @@ class RunCore(beam.DoFn):
         self.out.append((key, tuple(snapshot(st, key, self.cfg))))
 
     def _settled(self, key: str, st) -> None:
-        self.out.append((key, settled_mark(st)))  # a marker: (settled_through, provisional)
+        self.out.append((key, settled_mark(st)))  # a `Mark`, not a row: the written decision's settled fields
 
     def _late(self, record: dict) -> None:
         self.out.append(beam.pvalue.TaggedOutput(LATE, record))
@@ -165,11 +165,10 @@ class WriteDecisions(beam.DoFn):
 
     def process(self, element):
         key, row = element
-        if len(row) == 2:  # a settled marker: for the row still to render, or for the decision written before
-            through, provisional = row
+        if type(row) is Mark:  # a settled marker: for the row still to render, or for the decision written before
             pending = self.rows.get(key)
             if pending is not None:
-                self.rows[key] = pending._replace(settled_through=through, provisional=provisional)
+                self.rows[key] = pending._replace(settled_through=row.settled_through, provisional=row.provisional)
             else:
                 self.marks[key] = row
             return
@@ -184,8 +183,7 @@ class WriteDecisions(beam.DoFn):
             self.rows = {}
             self.counts.inc(DECISIONS, self.writer.write(rows))
         if self.marks:
-            self.writer.sink.mark([(k, *m) for k, m in self.marks.items()])
-            self.counts.inc(MARKED, len(self.marks))
+            self.counts.inc(MARKED, self.writer.mark(self.marks))
             self.marks = {}
 
     def finish_bundle(self):

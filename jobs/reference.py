@@ -215,12 +215,10 @@ class ReferenceJob:
             dirty = self.dirty
             rows = [snapshot(st, k, cfg) for k, st in dirty.items()]
             self.stats.inc(DECISIONS, self.writer.write(rows))
-            if self.marks:  # a decision rendered now carries its settled fields
-                self.marks = {k: st for k, st in self.marks.items() if k not in dirty}
-            dirty.clear()
         if self.marks:
-            self.stats.inc(MARKED, self.writer.mark(list(self.marks.items())))
+            self.stats.inc(MARKED, self.writer.mark(self.marks, rendered=self.dirty))
             self.marks.clear()
+        self.dirty.clear()
         self._last_flush = self.monotonic()
         if self.on_flush is not None:
             self.on_flush()

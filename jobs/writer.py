@@ -5,7 +5,7 @@ import time
 from typing import Sequence
 
 from shiftstream.transforms.config import Config
-from shiftstream.transforms.decisions import Renderer, Row, settled_mark
+from shiftstream.transforms.decisions import Mark, Renderer, Row, settled_mark
 
 
 class DecisionWriter:
@@ -30,13 +30,13 @@ class DecisionWriter:
         """Returns how many decisions were written."""
         return len(self.write_rendered(rows))
 
-    def mark(self, states) -> int:
-        """Settled markers for decisions written before and not re-rendered since: (user key, state) pairs; the
-        decision's `settled_through` / `provisional` fields follow the state (`decisions.settled_mark`)."""
-        marks = [(key, *settled_mark(st)) for key, st in states]
-        if marks:
-            self.sink.mark(marks)
-        return len(marks)
+    def mark(self, marks: dict, rendered=()) -> int:
+        """Settled markers for decisions written before: {user key: its state, or its `Mark`}; keys in `rendered`
+        (decisions written in this same flush, which carry their settled fields) are skipped. Returns how many."""
+        out = [(key, *(m if type(m) is Mark else settled_mark(m))) for key, m in marks.items() if key not in rendered]
+        if out:
+            self.sink.mark(out)
+        return len(out)
 
     def write_rendered(self, rows: Sequence[Row]) -> list[dict]:
         """Like `write`, returning the decision records written (for engines that also publish them)."""

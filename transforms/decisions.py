@@ -34,7 +34,13 @@ class ModelScores(NamedTuple):
     next_interest: Sequence[str] | None = None   # the next-interest model's category per row
 
 
-def settled_mark(state) -> tuple[int | None, int]:
+class Mark(NamedTuple):
+    """What a decision says of its own exactness (a settled marker updates just these fields of one written)."""
+    settled_through: int | None  # event time of the latest event the watermark has passed (None: none yet)
+    provisional: int             # events in it the watermark has not passed
+
+
+def settled_mark(state) -> Mark:
     """(settled_through, provisional) of a user's state, what a decision says of its own exactness: the event time
     of its latest event the watermark has passed (None: none yet) and how many of its events it has not passed.
     Both follow from the events alone, so every engine writes the same once the input has settled."""
@@ -45,7 +51,7 @@ def settled_mark(state) -> tuple[int | None, int]:
         t = p[state.settled - 1].ts
     else:
         t = state.base.last_ts
-    return (None if t == NO_TIME else t), len(p) - state.settled
+    return Mark(None if t == NO_TIME else t, len(p) - state.settled)
 
 
 def snapshot(state, key: str, cfg: Config) -> Row:

@@ -262,6 +262,7 @@ class RunCore(KeyedProcessFunction):
             yield from self._flush()
 
     def _flush(self):
+        rendered = self.rows
         if self.rows:
             cfg = self.cfg
             rows = [snapshot(st, key, cfg) if type(st) is UserState else st for key, st in self.rows.items()]
@@ -272,11 +273,8 @@ class RunCore(KeyedProcessFunction):
                 encode = self.wire.encode
                 for d in decisions:
                     yield encode(d)
-            if self.marks:  # the decisions just rendered carry their settled fields
-                for d in decisions:
-                    self.marks.pop(d["user_key"], None)
-        if self.marks:
-            self.counts.inc(MARKED, self.writer.mark(list(self.marks.items())))
+        if self.marks:  # (the decisions just rendered carry their settled fields)
+            self.counts.inc(MARKED, self.writer.mark(self.marks, rendered=rendered))
             self.marks = {}
         self.sink.flush()  # every reply read: what is flushed is in Redis
         self.freezer.tick()

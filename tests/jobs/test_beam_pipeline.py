@@ -10,7 +10,7 @@ from apache_beam.transforms.window import TimestampedValue
 from shiftstream.jobs import beam_pipeline
 from shiftstream.jobs.testing import redis_decisions
 from shiftstream.transforms.config import load_config
-from shiftstream.transforms.decisions import Row
+from shiftstream.transforms.decisions import Mark, Row
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.features import feature_names
 
@@ -34,7 +34,7 @@ def _run_stream(stream, redis_url):
     cfg = CFG.replace(**{"redis.url": redis_url})
     p = beam.Pipeline(runner=BundleBasedDirectRunner())
     out = p | stream | beam_pipeline.ShiftstreamCore(cfg)
-    rows = (out["rows"] | "decisions only" >> beam.Filter(lambda kv: len(kv[1]) > 2)  # not the settled markers
+    rows = (out["rows"] | "decisions only" >> beam.Filter(lambda kv: type(kv[1]) is not Mark)  # not the settled markers
             | "rows" >> beam.Map(lambda kv: (kv[0], Row(*kv[1]))))
     return p, rows, out["late"]
 
