@@ -30,6 +30,7 @@ from shiftstream.transforms.decisions import Mark, Row, settled_mark, snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
+from shiftstream.transforms.learning import Learner
 from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
@@ -37,7 +38,7 @@ from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
 from .ingest import ingest_for
 
-DEAD, LATE = "dead_letters", "late"
+DEAD, LATE, OUTCOMES = "dead_letters", "late", "outcomes"
 RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")  # the first is the default: it reports timer metrics
 
 
@@ -96,7 +97,8 @@ class RunCore(beam.DoFn):
     def setup(self):
         self.core = Core(self.cfg)
         self.out: list = []
-        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled), BeamCounts())
+        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled,
+                                         outcome=self._outcome), BeamCounts())
 
     def _due(self, key: str, st) -> None:
         self.out.append((key, tuple(snapshot(st, key, self.cfg))))
@@ -106,6 +108,9 @@ class RunCore(beam.DoFn):
 
     def _late(self, record: dict) -> None:
         self.out.append(beam.pvalue.TaggedOutput(LATE, record))
+
+    def _outcome(self, o) -> None:
+        self.out.append(beam.pvalue.TaggedOutput(OUTCOMES, tuple(o)))
 
     def _load(self, state) -> UserState | None:
         d = state.read()
@@ -162,8 +167,11 @@ class WriteDecisions(beam.DoFn):
     def start_bundle(self):
         self.rows = {}
         self.marks = {}
+        self.learner = None
 
-    def process(self, element):
+    def process(self, element, learner=None):
+        if learner is not None and self.learner is None:
+            self.learner = learner_from(self.cfg, learner)
         key, row = element
         if type(row) is Mark:  # a settled marker: for the row still to render, or for the decision written before
             pending = self.rows.get(key)
@@ -181,7 +189,7 @@ class WriteDecisions(beam.DoFn):
         if self.rows:
             rows = list(self.rows.values())
             self.rows = {}
-            self.counts.inc(DECISIONS, self.writer.write(rows))
+            self.counts.inc(DECISIONS, self.writer.write(rows, self.learner))
         if self.marks:
             self.counts.inc(MARKED, self.writer.mark(self.marks))
             self.marks = {}
@@ -194,6 +202,20 @@ class WriteDecisions(beam.DoFn):
         self.sink.close()
 
 
+def learner_from(cfg: Config, outcomes) -> Learner:
+    """The learner of a bounded run: every outcome folded (the chain is a function of the outcome set, so it is
+    the one the reference runner built incrementally), every version sealed."""
+    from shiftstream.transforms.outputs import Outcome
+
+    c = cfg.content
+    learner = Learner(c, c.epoch)
+    for o in outcomes:
+        learner.add(Outcome(*o))
+    learner.fold_all()
+    learner.sealed = END_OF_TIME
+    return learner
+
+
 class ShiftstreamCore(beam.PTransform):
     """(user key, (event tuple, arrival watermark or None)) timestamped by event time -> decisions in Redis.
 
@@ -204,8 +226,19 @@ class ShiftstreamCore(beam.PTransform):
         self.cfg, self.models_dir, self.bounded = cfg, models_dir, bounded
 
     def expand(self, keyed):
-        outs = keyed | "RunCore" >> beam.ParDo(RunCore(self.cfg, self.bounded)).with_outputs(LATE, main="rows")
-        _ = outs.rows | "WriteDecisions" >> beam.ParDo(WriteDecisions(self.cfg, self.models_dir))
+        outs = keyed | "RunCore" >> beam.ParDo(RunCore(self.cfg, self.bounded)).with_outputs(LATE, OUTCOMES,
+                                                                                             main="rows")
+        write = WriteDecisions(self.cfg, self.models_dir)
+        if self.cfg.content.slots:
+            # the policies' snapshots: built from every outcome, a side input complete before any decision
+            # renders (bounded input, the global window), so no processing-time matching of side inputs
+            if not self.bounded:
+                raise ValueError("content slots on Beam need a bounded input (the snapshots are a side input "
+                                 "built from every outcome); run an unbounded stream on the reference or Flink job")
+            learned = outs[OUTCOMES] | "Outcomes" >> beam.combiners.ToList()
+            _ = outs.rows | "WriteDecisions" >> beam.ParDo(write, learner=beam.pvalue.AsSingleton(learned))
+        else:
+            _ = outs.rows | "WriteDecisions" >> beam.ParDo(write)
         return {"late": outs[LATE], "rows": outs.rows}
 
 

@@ -15,6 +15,7 @@ from shiftstream.transforms.core import Core
 from shiftstream.transforms.decisions import snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.ingest import Arrival
+from shiftstream.transforms.learning import Learner
 from shiftstream.transforms.outputs import Changed
 from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY
 from shiftstream.transforms.pseudonyms import Pseudonymiser
@@ -28,12 +29,14 @@ class Outputs:
     """Where the job's side outputs go; each is a callable taking one record (None: counted only)."""
 
     def __init__(self, dead_letter: Callable | None = None, late: Callable | None = None,
-                 shift: Callable | None = None, session: Callable | None = None, action: Callable | None = None):
+                 shift: Callable | None = None, session: Callable | None = None, action: Callable | None = None,
+                 outcome: Callable | None = None):
         self.dead_letter = dead_letter
         self.late = late
         self.shift = shift
         self.session = session
         self.action = action
+        self.outcome = outcome
 
 
 class ReferenceJob:
@@ -59,9 +62,13 @@ class ReferenceJob:
         self.marks: dict = {}          # user key -> its state, whose written decision became more settled
         self.erased: dict[str, None] = {}
         self.stats = Counts()
+        content = cfg.content
+        # the policies' statistics: one learner for the job, sealed as the watermark passes epoch starts
+        self.learner = Learner(content, content.epoch) if content.slots else None
+        self.chooser = self.writer.renderer.chooser
         self.dispatch = Dispatch(Outlets(decision=self._due, late=outputs.late, session=outputs.session,
                                          shift=outputs.shift, erased=self._erased, settled=self._settled,
-                                         action=outputs.action), self.stats)
+                                         action=outputs.action, outcome=self._outcome), self.stats)
         self.profiles = 0  # profiles begun: a count, not a set of keys, so memory stays with the live states
         self._frozen: dict[str, bytes] = {}  # user key -> its state as of the last snapshot (pickled to_dict)
         self._touched: set[str] = set()      # users whose state may have changed since then
@@ -178,6 +185,15 @@ class ReferenceJob:
                     heapq.heappush(timers, (nt, key))
             if outs:
                 self.dispatch(outs, before)  # a due decision renders from it, even if the state was dropped
+        if self.learner is not None and self.learner.seal(wm) is not None and self.chooser.stale:
+            # decisions chosen from an older snapshot than they wanted: rendered again, now exactly
+            sealed = self.learner.sealed
+            stale = self.chooser.stale
+            for key in [k for k, v in stale.items() if v <= sealed]:
+                del stale[key]
+                st = states.get(key)
+                if st is not None and key not in self.dirty:
+                    self.dirty[key] = st
 
     def finish(self) -> None:
         """End of input: the watermark goes to the end of time, every session closes, everything is written."""
@@ -191,6 +207,11 @@ class ReferenceJob:
         self.dirty[key] = st
         if len(self.dirty) >= self.batch_size:
             self.flush()
+
+    def _outcome(self, o) -> None:
+        self.learner.add(o)
+        if self.outputs.outcome:
+            self.outputs.outcome(o)
 
     def _settled(self, key: str, st) -> None:
         self.marks[key] = st
@@ -214,7 +235,9 @@ class ReferenceJob:
             cfg = self.cfg
             dirty = self.dirty
             rows = [snapshot(st, k, cfg) for k, st in dirty.items()]
-            self.stats.inc(DECISIONS, self.writer.write(rows))
+            self.stats.inc(DECISIONS, self.writer.write(rows, self.learner))
+            if self.learner is not None:
+                self.learner.prune(self.applied_through, self.chooser.delay)
         if self.marks:
             self.stats.inc(MARKED, self.writer.mark(self.marks, rendered=self.dirty))
             self.marks.clear()
@@ -242,7 +265,9 @@ class ReferenceJob:
                 frozen[k] = pickle.dumps(st.to_dict(), protocol=pickle.HIGHEST_PROTOCOL)
         self._touched.clear()
         return {"states": frozen, "timers": self.timers, "watermarks": self.watermarks,
-                "applied_through": self.applied_through, "stats": dict(self.stats), "profiles": self.profiles}
+                "applied_through": self.applied_through, "stats": dict(self.stats), "profiles": self.profiles,
+                "learner": self.learner.to_dict() if self.learner is not None else None,
+                "stale": dict(self.chooser.stale) if self.chooser is not None else {}}
 
     def restore(self, snap: dict) -> None:
         """Continue from a `snapshot`: the same input after it then gives the same outputs as an unbroken run."""
@@ -258,6 +283,9 @@ class ReferenceJob:
         self.stats.clear()
         self.stats.update(snap["stats"])
         self.profiles = snap["profiles"]
+        if self.learner is not None and snap.get("learner") is not None:
+            self.learner.restore(snap["learner"])
+            self.chooser.stale.update(snap.get("stale", {}))
 
     def summary(self) -> dict:
         s = self.stats

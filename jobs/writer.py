@@ -26,9 +26,9 @@ class DecisionWriter:
 
         return cls(cfg, RedisSink.from_config(cfg), scorer_for(cfg, models_dir))
 
-    def write(self, rows: Sequence[Row]) -> int:
-        """Returns how many decisions were written."""
-        return len(self.write_rendered(rows))
+    def write(self, rows: Sequence[Row], learner=None) -> int:
+        """Returns how many decisions were written (choices from the learner's snapshots, if slots are set)."""
+        return len(self.write_rendered(rows, learner))
 
     def mark(self, marks: dict, rendered=()) -> int:
         """Settled markers for decisions written before: {user key: its state, or its `Mark`}; keys in `rendered`
@@ -38,12 +38,12 @@ class DecisionWriter:
             self.sink.mark(out)
         return len(out)
 
-    def write_rendered(self, rows: Sequence[Row]) -> list[dict]:
+    def write_rendered(self, rows: Sequence[Row], learner=None) -> list[dict]:
         """Like `write`, returning the decision records written (for engines that also publish them)."""
         if not rows:
             return []
         live, shadow = self.scorer.score(rows) if self.scorer is not None else (None, None)
-        decisions = self.renderer.render(rows, int(self.clock() * 1000), live)
+        decisions = self.renderer.render(rows, int(self.clock() * 1000), live, learner)
         self.sink.write(decisions)
         if shadow is not None:
             sc = shadow.scores

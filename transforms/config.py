@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from .content import cross_check as content_cross_check, parse_experiments, parse_slots
 from .features import feature_names
 from .segments import RuleError, compile_rules
 from .triggers import compile_triggers
@@ -135,6 +136,20 @@ class Triggers:
 
 
 @dataclass(frozen=True)
+class Content:
+    epoch: int = _dur("1m", 1000)
+    attribution_window: int = _dur("30m", 1000)
+    purchase_reward: float = _num(5.0, 0.0, 1e6)
+    delay_epochs: int = _int(0, 0)
+    slots: tuple = field(default=(), metadata={"kind": "slots"})
+    experiments: tuple = field(default=(), metadata={"kind": "experiments"})
+
+    def delay(self, allowed_lateness: int) -> int:
+        """Epochs between an event's and the snapshot its choice uses (0 configured: enough for the lateness)."""
+        return self.delay_epochs or -(-allowed_lateness // self.epoch) + 1
+
+
+@dataclass(frozen=True)
 class Segments:
     default: str = _str("general")
     rules: tuple[Rule, ...] = field(default=(), metadata={"kind": "rules"})
@@ -223,6 +238,7 @@ class Config:
     shift: Shift = Shift()
     segments: Segments = Segments()
     triggers: Triggers = Triggers()
+    content: Content = Content()
     batching: Batching = Batching()
     models: Models = Models()
     redis: Redis = Redis()
@@ -293,6 +309,10 @@ def _convert(path: str, f: dataclasses.Field, value: Any, problems: list[str]) -
             return tuple(rules)
         if kind == "triggers":
             return _trigger_rules(value)
+        if kind == "slots":
+            return parse_slots(value)
+        if kind == "experiments":
+            return parse_experiments(value)
         if value is None and meta.get("optional"):
             return None
         if not isinstance(value, str) or not value:
@@ -412,6 +432,7 @@ def _cross_checks(cfg: Config) -> list[str]:
         compile_rules(cfg.segments.rules, feature_names(cfg))
     except RuleError as exc:
         problems.append(f"segments.rules: {exc}")
+    problems += content_cross_check(cfg.content.slots, cfg.content.experiments, feature_names(cfg))
     try:
         compile_triggers(cfg.triggers.rules)
     except RuleError as exc:

@@ -36,9 +36,12 @@ from bisect import bisect_left, bisect_right, insort
 from operator import itemgetter
 
 from .config import Config
-from .events import INTEREST_WEIGHT, Ev
-from .outputs import (ActionFired, Blocked, Changed, Duplicate, Erased, Expired, Late, SessionClosed, Settled,
-                      ShiftDetected)
+from .events import CLICK, IMPRESSION, INTEREST_WEIGHT, PURCHASE, Ev
+from .experiments import assign
+from .features import feature_index, feature_names, feature_row
+from .outputs import (ActionFired, Blocked, Changed, Duplicate, Erased, Expired, Late, Outcome, SessionClosed,
+                      Settled, ShiftDetected)
+from .segments import Segmenter
 from .sessions import Session
 from .shift import ShiftParams
 from .state import UserState
@@ -69,6 +72,16 @@ class Core:
         self.on_event = tuple((t.name, t.when, t.once_per_session) for t in triggers if t.when is not None)
         self.on_timer = tuple((t.name, t.after, t.unless, t.wait) for t in triggers if t.when is None)
         self.keep_actions = cfg.triggers.keep
+        content = cfg.content  # attribution: exposures of configured variants and their rewards (Outcome)
+        self.slots = content.slots
+        self.variant_of = {v.id: (i, j) for i, s in enumerate(self.slots) for j, v in enumerate(s.variants)}
+        self.window = content.attribution_window
+        self.purchase_reward = content.purchase_reward
+        self.experiments = {e.slot: e for e in content.experiments if e.enabled}
+        self.segmenter = Segmenter(cfg.segments.rules, feature_names(cfg), cfg.segments.default)
+        idx = feature_index(cfg)
+        self.x_index = [tuple(idx[f] for f in s.features) for s in self.slots]
+        self.row_context = [s.context == "segment" or bool(s.features) for s in self.slots]
 
     def new_state(self) -> UserState:
         return UserState(self.cfg)
@@ -97,6 +110,8 @@ class Core:
         if len(pending) - state.settled >= self.max_pending:
             return state, [Blocked(key, ev.event_id, "pending_full")]
         ids.add(ev.event_id)
+        if ev.ts > state.decided_at:
+            state.decided_at = ev.ts
         if not pending:
             state.base = state.profile_copy()
             pending.append(ev)
@@ -118,6 +133,8 @@ class Core:
         """The watermark moved: pending events it passed are settled (their held outputs released), an idle
         session closes, a timer trigger fires, an idle profile expires; None: drop the state."""
         outs: list = []
+        if state.exposures and state.exposures[0][0] + self.window <= watermark:
+            self._attribute(state, key, watermark, outs)  # exact whatever is provisional: its events are older
         pending = state.pending
         released = False
         n = len(pending)
@@ -140,11 +157,17 @@ class Core:
         changed = False
         if state.settled == len(pending):  # nothing provisional: timers act on the exact state
             if state.armed:
-                changed = self._timers_due(state, key, watermark, outs)
+                fired = self._timers_due(state, key, watermark, outs)
+                if fired is not None:
+                    changed = True
+                    if fired > state.decided_at:
+                        state.decided_at = fired
             s = state.session
             if state.session_open and s.last + self.gap <= watermark:
                 self._close(state, key, outs, at=s.last + self.gap)
                 changed = True  # a closed session changes the features too
+                if s.last + self.gap > state.decided_at:
+                    state.decided_at = s.last + self.gap
             if pending and (changed or not state.session_open):
                 # a timer changed the state (a replay would not redo that), or the session is over: keep no
                 # events to replay from; the user's next event copies `base` again, once a session
@@ -178,6 +201,8 @@ class Core:
         st = UserState.from_dict(d)
         if events:
             st.set_pending(events)
+            if st.pending[-1].ts > st.decided_at:  # (a migrated state's buffered events were never accepted)
+                st.decided_at = st.pending[-1].ts
             st.base = st.profile_copy()
             wm = st.watermark
             st.settled = sum(1 for e in st.pending if e.ts <= wm)
@@ -196,6 +221,10 @@ class Core:
             t = close if t is None or close < t else t
         if state.erased_at is not None and (t is None or state.erased_at + 1 < t):
             t = state.erased_at + 1
+        if state.exposures:
+            close = self._next_close(state)
+            if close is not None and (t is None or close < t):
+                t = close
         if self.ttl and t is None and state.profile.events:  # idle: the profile expires (the session closed first)
             t = state.last_ts + self.ttl
         return t
@@ -264,14 +293,72 @@ class Core:
         del pending[:j]
         state.settled -= j
 
-    def _timers_due(self, state: UserState, key: str, now: int, outs: list) -> bool:
-        """Fire the timer triggers due at or before event time `now`, in time order."""
+    def _next_close(self, state: UserState) -> int | None:
+        done = state.attributed
+        for x in state.exposures:
+            if done is None or (x[0], x[1]) > done:
+                return x[0] + self.window
+        return None
+
+    def _attribute(self, state: UserState, key: str, watermark: int, outs: list) -> None:
+        """Emit the outcomes of exposures whose attribution window the watermark passed (in event order; those
+        already emitted, back in the list after a replay from an older snap, are skipped)."""
+        ex = state.exposures
+        done = state.attributed
+        w = self.window
+        i = 0
+        while i < len(ex) and ex[i][0] + w <= watermark:
+            ts, eid, si, vi, ctx, x, reward = ex[i]
+            i += 1
+            if done is not None and (ts, eid) <= done:
+                continue
+            s = self.slots[si]
+            first = s.name not in state.seen_slots
+            if first:
+                state.seen_slots.append(s.name)
+            exp = self.experiments.get(s.name)
+            outs.append(Outcome(key, s.name, ctx, vi, s.variants[vi].id, x, reward, ts + w, eid,
+                                assign(exp, key) if exp is not None else None, first))
+            done = (ts, eid)
+        state.attributed = done
+        del ex[:i]
+
+    def _expose(self, state: UserState, ev: Ev) -> None:
+        """An impression of a configured variant opens an exposure; a click on a shown variant, or a purchase,
+        within the window rewards it (the best reward counts). Applied in event order, like everything else."""
+        code = ev.code
+        if code == IMPRESSION:
+            at = self.variant_of.get(ev.variant)
+            if at is None:
+                return
+            si, vi = at
+            ctx, x = "*", None
+            if self.row_context[si]:
+                values = feature_row(state, self.cfg)
+                if self.slots[si].context == "segment":
+                    ctx = self.segmenter.assign(values)
+                ix = self.x_index[si]
+                if ix:
+                    x = (1.0, *(float(values[i]) for i in ix))
+            state.exposures.append([ev.ts, ev.event_id, si, vi, ctx, x, 0.0])
+        elif (code == CLICK or code == PURCHASE) and state.exposures:
+            r = 1.0 if code == CLICK else self.purchase_reward
+            v = ev.variant
+            start = ev.ts - self.window
+            for x in reversed(state.exposures):
+                if x[0] < start:
+                    break
+                if (code == PURCHASE or self.slots[x[2]].variants[x[3]].id == v) and r > x[6]:
+                    x[6] = r
+
+    def _timers_due(self, state: UserState, key: str, now: int, outs: list) -> int | None:
+        """Fire the timer triggers due at or before event time `now`, in time order; the latest time fired."""
         armed = state.armed
         due = sorted((t, name) for name, t in armed.items() if t <= now)
         for t, name in due:
             del armed[name]
             self._fire(state, key, name, t, outs)
-        return bool(due)
+        return due[-1][0] if due else None
 
     def _fire(self, state: UserState, key: str, name: str, ts: int, outs: list) -> None:
         actions = state.actions
@@ -339,6 +426,8 @@ class Core:
             if det is not None:
                 outs.append(ShiftDetected(key, det.ts, det.from_category, det.to_category, det.score))
         state.last_ts = ev.ts
+        if self.variant_of and (ev.variant is not None or ev.code == PURCHASE):
+            self._expose(state, ev)
         for name, when, once in self.on_event:
             try:
                 hit = when(ev, s)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+from .choosing import Chooser
 from .config import Config
 from .features import feature_index, feature_names, feature_row, recent_categories, top_categories
 from .segments import Segmenter
@@ -23,6 +24,7 @@ class Row(NamedTuple):
     actions: list         # (trigger name, event time) of the latest actions, oldest first
     settled_through: int | None  # event time through which the decision is exact (None: nothing settled yet)
     provisional: int      # events in it that the watermark has not passed yet (0: settled)
+    decided_at: int       # event time the decision is as of (the content choice's snapshot follows from it)
 
 
 class ModelScores(NamedTuple):
@@ -60,7 +62,7 @@ def snapshot(state, key: str, cfg: Config) -> Row:
     through, provisional = settled_mark(state)
     return Row(key, state.last_ts, values, top_categories(state), state.shift.last,
                values[feature_index(cfg)["shift_score"]], recent_categories(state, 10), list(state.actions),
-               through, provisional)
+               through, provisional, state.decided_at)
 
 
 class Renderer:
@@ -69,20 +71,28 @@ class Renderer:
     def __init__(self, cfg: Config):
         self.names = feature_names(cfg)
         self.segmenter = Segmenter(cfg.segments.rules, self.names, cfg.segments.default)
+        self.chooser = Chooser(cfg) if cfg.content.slots else None
 
-    def render(self, rows: Sequence[Row], now_ms: int, models: ModelScores | None = None) -> list[dict]:
+    def render(self, rows: Sequence[Row], now_ms: int, models: ModelScores | None = None,
+               learner=None) -> list[dict]:
+        """Decision records; with content slots configured, each chooses per slot from the learner's snapshots
+        (`choosing.Chooser`: rows that wanted a snapshot not sealed yet are left in `self.chooser.stale`)."""
         names = self.names
         scores = models.scores if models is not None else None
         ml_segments = models.ml_segments if models is not None else None
         next_interest = models.next_interest if models is not None else None
         model_version = models.model_version if models is not None else None
         assign = self.segmenter.assign
+        choose = self.chooser.choose if self.chooser is not None else None
         out = []
         for i, r in enumerate(rows):
             sh = r.shift
+            segment = assign(r.values)
+            content = choose(r.key, r.decided_at, r.values, segment, learner) if choose is not None else {}
+            first = next(iter(content.values()), None)
             out.append({
                 "user_key": r.key,
-                "segment": assign(r.values),
+                "segment": segment,
                 "ml_segment": int(ml_segments[i]) if ml_segments is not None else None,
                 "shift": {"detected": sh is not None, "from_category": sh[1] if sh else None,
                           "to_category": sh[2] if sh else None, "score": sh[3] if sh else round(r.shift_score, 6),
@@ -91,8 +101,10 @@ class Renderer:
                 "features": dict(zip(names, r.values)),
                 "scores": {m: float(v[i]) for m, v in scores.items()} if scores else {},
                 "next_interest": next_interest[i] if next_interest is not None else None,
-                "chosen_content": None,
-                "experiment_arm": None,
+                "chosen_content": first["variant"] if first else None,
+                "experiment_arm": first["arm"] if first else None,
+                "content": content,
+                "policy_version": first["version"] if first else None,
                 "model_version": model_version,
                 "actions": [{"name": a[0], "at": a[1]} for a in reversed(r.actions)],
                 "event_time": r.event_time,

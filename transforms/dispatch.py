@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .outputs import (ACTIONS, BLOCKED, DECISIONS_DUE, DUPLICATES, EXPIRED, LATE, PURGED, SESSIONS, SETTLED, SHIFTS,
-                      ActionFired, Blocked, Changed, Duplicate, Erased, Expired, Late, SessionClosed, Settled,
-                      ShiftDetected)
+from .outputs import (ACTIONS, BLOCKED, DECISIONS_DUE, DUPLICATES, EXPIRED, LATE, OUTCOMES, PURGED, SESSIONS, SETTLED,
+                      SHIFTS, ActionFired, Blocked, Changed, Duplicate, Erased, Expired, Late, Outcome, SessionClosed,
+                      Settled, ShiftDetected)
 
 
 class Counts(Counter):
@@ -48,6 +48,7 @@ class Outlets:
                                                               # state's watermark (key, the state): update its
                                                               # settled fields (`decisions.settled_mark`)
     action: Callable[[ActionFired], None] | None = None       # a trigger's action, once settled
+    outcome: Callable[[Outcome], None] | None = None          # an exposure's result, for the learner (exact)
 
 
 class Dispatch:
@@ -62,6 +63,7 @@ class Dispatch:
         self.erased = outlets.erased or _none
         self.settled = outlets.settled or _none2
         self.action = outlets.action or _none
+        self.outcome = outlets.outcome or _none
 
     def __call__(self, outs: Iterable, state=None) -> None:
         """Count and route one core call's outputs; `state` is the state that call was handed, which a due
@@ -84,6 +86,9 @@ class Dispatch:
             elif t is ActionFired:
                 counts.reason(ACTIONS, o.name)
                 self.action(o)
+            elif t is Outcome:
+                counts.inc(OUTCOMES)
+                self.outcome(o)
             elif t is Late:
                 counts.inc(LATE)
                 self.late(o.record())

@@ -22,10 +22,11 @@ PURGED = "purged"                  # profiles purged by a privacy request (`purg
 PRIVACY = "privacy_requests"       # privacy requests applied
 EXPIRED = "expired"                # profiles dropped after `state.ttl` of event time without an event
 ACTIONS = "actions"                # trigger actions fired, once settled (`actions.<trigger>` too)
+OUTCOMES = "outcomes"              # exposures whose attribution window closed (rewarded or not)
 SETTLED = "settled"                # decisions whose provisional events the watermark passed (a marker, not a render)
 MARKED = "settled_marks_written"   # settled markers written (decisions not re-rendered since)
 COUNTERS = (EVENTS, DEAD_LETTERS, LATE, DUPLICATES, BLOCKED, SESSIONS, SHIFTS, DECISIONS_DUE, DECISIONS, PURGED,
-            PRIVACY, EXPIRED, ACTIONS, SETTLED, MARKED)
+            PRIVACY, EXPIRED, ACTIONS, OUTCOMES, SETTLED, MARKED)
 
 
 class Changed(NamedTuple):
@@ -95,6 +96,24 @@ class ActionFired(NamedTuple):
     key: str
     name: str
     ts: int
+
+
+class Outcome(NamedTuple):
+    """An exposure's result, exact once the watermark passed the end of its attribution window (`at`): the
+    variant shown in a slot (`arm_index` among the slot's variants), the user's context then (and the context
+    vector `x` for LinUCB), the reward (0: none; a click 1; a purchase `content.purchase_reward`), the user's
+    experiment arm, and whether this is the user's first exposure in the slot (`first`, for sample-ratio checks)."""
+    key: str
+    slot: str
+    context: str
+    arm_index: int
+    variant: str
+    x: tuple | None
+    reward: float
+    at: int
+    event_id: str
+    arm: str | None
+    first: bool
 
 
 HELD = {c.__name__: c for c in (SessionClosed, ShiftDetected, Expired, ActionFired)}  # outputs that wait to settle

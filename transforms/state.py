@@ -8,7 +8,7 @@ from .sessions import Session
 from .shift import ShiftDetector
 from .windows import Windows
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 NO_TIME = -(2**63)
 
 
@@ -17,11 +17,12 @@ class UserState:
 
     __slots__ = ("pending_ids", "pending", "base", "snaps", "held", "settled", "watermark", "session", "session_open",
                  "recency_ms", "windows", "profile", "shift", "actions", "armed", "fired", "granted_at", "revoked_at",
-                 "erased_at", "last_ts")
+                 "erased_at", "last_ts", "exposures", "attributed", "seen_slots",
+                 "decided_at")
 
     # the fields one event's application reads and writes (what `base` keeps a copy of)
     PROFILE_PART = ("session", "session_open", "recency_ms", "windows", "profile", "shift", "actions", "armed",
-                    "fired", "last_ts")
+                    "fired", "last_ts", "exposures")
 
     def __init__(self, cfg: Config):
         # Provisional and settled (see core.py): the profile fields below have every accepted event applied, in
@@ -51,6 +52,13 @@ class UserState:
         self.revoked_at: int | None = None
         self.erased_at: int | None = None
         self.last_ts = NO_TIME
+        # attribution (content slots): exposures whose window is open, in event order, each
+        # [ts, event_id, slot index, variant index, context, context vector, reward so far]
+        self.exposures: list = []
+        self.attributed: tuple | None = None  # (ts, event_id) of the latest exposure whose outcome was emitted
+        self.seen_slots: list = []            # slots the user has an emitted exposure in (first-exposure counts)
+        self.decided_at = NO_TIME             # event time the decision is as of: the latest event accepted, or
+                                              # the timer (a session close, a trigger) that changed it since
 
     def reset_profile(self, cfg: Config) -> None:
         """Forget the profile (an expired one), keeping the buffered events, consent records and watermark."""
@@ -64,6 +72,7 @@ class UserState:
         self.armed = {}
         self.fired = []
         self.last_ts = NO_TIME
+        self.exposures = []
 
     def profile_copy(self) -> "UserState":
         """A copy of the profile part (for `base`), deep where one event's application would change it."""
@@ -72,6 +81,7 @@ class UserState:
         c.session_open, c.recency_ms, c.last_ts = self.session_open, self.recency_ms, self.last_ts
         c.windows, c.profile, c.shift = self.windows.copy(), self.profile.copy(), self.shift.copy()
         c.actions, c.armed, c.fired = list(self.actions), dict(self.armed), list(self.fired)
+        c.exposures = [list(x) for x in self.exposures]
         return c
 
     def take_profile(self, src: "UserState") -> None:
@@ -96,7 +106,8 @@ class UserState:
         return {"session": self.session.to_list() if self.session else None, "session_open": self.session_open,
                 "recency_ms": self.recency_ms, "windows": self.windows.to_list(), "profile": self.profile.to_list(),
                 "shift": self.shift.to_list(), "actions": [list(a) for a in self.actions], "armed": dict(self.armed),
-                "fired": list(self.fired), "last_ts": self.last_ts}
+                "fired": list(self.fired), "last_ts": self.last_ts,
+                "exposures": [list(x) for x in self.exposures]}
 
     def _take_profile_dict(self, d: dict) -> None:
         self.session = Session.from_list(d["session"]) if d["session"] else None
@@ -109,6 +120,7 @@ class UserState:
         self.armed = dict(d["armed"])
         self.fired = list(d["fired"])
         self.last_ts = d["last_ts"]
+        self.exposures = [[*x[:5], tuple(x[5]) if x[5] is not None else None, x[6]] for x in d["exposures"]]
 
     def to_dict(self, pending: bool = True) -> dict:
         """Plain data (dicts, lists, numbers, strings) for checkpoints.
@@ -117,7 +129,9 @@ class UserState:
         that keep the pending events apart (put one by one as they arrive): the profile part as of `base` and no
         events; `Core.restore(d, events)` replays the events onto it."""
         head = {"v": STATE_VERSION, "watermark": self.watermark, "granted_at": self.granted_at,
-                "revoked_at": self.revoked_at, "erased_at": self.erased_at}
+                "revoked_at": self.revoked_at, "erased_at": self.erased_at,
+                "attributed": list(self.attributed) if self.attributed else None, "seen_slots": list(self.seen_slots),
+                "decided_at": self.decided_at}
         if not pending:
             src = self.base if self.base is not None else self
             return {**head, **src._profile_dict(), "pending": [], "base": None, "held": [], "settled": 0}
@@ -136,11 +150,17 @@ class UserState:
     def migrate(d: dict) -> tuple[dict, list]:
         """An older checkpointed state in today's form, and the events it buffered (to be applied by
         `Core.restore`). Version 2 (settled-only decisions) buffered events unapplied and had no triggers."""
+        events: list = []
         if d.get("v") == 2:
             events = [Ev(*e) for e in d.get("pending", [])]
-            return {**d, "v": STATE_VERSION, "pending": [], "base": None, "held": [], "settled": 0, "actions": [],
-                    "armed": {}, "fired": []}, events
-        return d, []
+            d = {**d, "v": 3, "pending": [], "base": None, "held": [], "settled": 0, "actions": [], "armed": {},
+                 "fired": []}
+        if d.get("v") == 3:  # version 4 added attribution (content slots)
+            base = d.get("base")
+            d = {**d, "v": STATE_VERSION, "exposures": [], "attributed": None, "seen_slots": [],
+                 "decided_at": d.get("last_ts", NO_TIME),
+                 "base": {**base, "exposures": []} if base is not None else None}
+        return d, events
 
     @classmethod
     def from_dict(cls, d: dict) -> "UserState":
@@ -162,4 +182,7 @@ class UserState:
         s.settled = d["settled"]
         s.watermark = d["watermark"]
         s.granted_at, s.revoked_at, s.erased_at = d["granted_at"], d["revoked_at"], d["erased_at"]
+        s.attributed = tuple(d["attributed"]) if d["attributed"] else None
+        s.seen_slots = list(d["seen_slots"])
+        s.decided_at = d["decided_at"]
         return s

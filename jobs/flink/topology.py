@@ -33,6 +33,10 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
 
     from .functions import DEAD_TAG, LATE_TAG, Decode, EventTime, RunCore
 
+    if cfg.content.slots:
+        raise ValueError("content.slots: the PyFlink job does not choose content yet (its learner operator is still "
+                         "to come); use the reference or Beam runner")
+
     if isinstance(source, FramesInput):
         from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 

@@ -25,6 +25,29 @@ class Scenario:
     seed: int = 0
 
 
+def _content() -> dict:
+    """A catalogue for the simulator's variants (`<category>-v<0..3>`): one slot per policy, a flag switched off,
+    an experiment with a fixed control arm and a holdout."""
+    from shiftstream.transforms.content import parse_experiments, parse_slots
+
+    def vs(cat):
+        return [{"id": f"{cat}-v{i}", "category": cat} for i in range(4)]
+
+    slots = parse_slots([
+        {"name": "hero", "policy": "thompson", "variants": vs("electronics"), "discount": 0.9},
+        {"name": "rail", "policy": "linucb", "variants": vs("books"), "features": ["session_page_views",
+                                                                                   "session_clicks"]},
+        {"name": "deals", "policy": "epsilon_greedy", "variants": vs("fashion"), "context": "none"},
+        {"name": "home", "policy": "ucb1", "variants": vs("home")},
+        {"name": "sports", "policy": "thompson", "variants": vs("sports"), "enabled": False,
+         "fallback": "sports-v2"},
+    ])
+    exps = parse_experiments([{"name": "deals_test", "slot": "deals", "holdout": 0.1,
+                               "arms": [{"name": "control", "variant": "fashion-v0"}, {"name": "bandit"}]}])
+    return {"content.slots": slots, "content.experiments": exps, "content.epoch": 300_000,
+            "content.attribution_window": 600_000}
+
+
 SCENARIOS = (
     Scenario("in_order", seed=11),
     Scenario("shuffled_within_lateness", dict(out_of_order=0.2, max_delay_s=90), shuffle_block=8, seed=12),
@@ -36,6 +59,8 @@ SCENARIOS = (
     Scenario("privacy", dict(privacy_rate=0.15), privacy=True, seed=16),
     Scenario("models", dict(out_of_order=0.2, max_delay_s=90, duplicates=0.03, too_late=0.01, malformed=0.01),
              shuffle_block=8, models=True, seed=17),
+    Scenario("content", dict(out_of_order=0.2, max_delay_s=90, duplicates=0.03), shuffle_block=8,
+             config=_content(), seed=20),
 )
 
 

@@ -16,7 +16,7 @@ from .scenarios import SCENARIOS, Scenario, data
 CFG = load_config()
 ENGINES = [Reference(), Beam(), Flink("thread")]
 # what every engine must count alike; decisions_due and decisions_written depend on timer and batch granularity
-SAME = ("events", "dead_letters", "late", "duplicates", "blocked", "sessions", "shifts")
+SAME = ("events", "dead_letters", "late", "duplicates", "blocked", "sessions", "shifts", "outcomes")
 
 
 def _marks(engine, scenario):
@@ -80,6 +80,13 @@ def test_engine_conforms(engine, scenario, folder, oracle, redis_url, tmp_path, 
         assert len(got.decisions) == d.users  # every user with an accepted event has a decision
     if scenario.models:
         assert all(x["model_version"] and x["scores"] for x in got.decisions.values())
+    slots = scenario.config.get("content.slots")
+    if slots:  # every decision chooses in every slot, and the policies learned from outcomes in the stream
+        assert all(set(x["content"]) == {s.name for s in slots} for x in got.decisions.values())
+        assert got.counts["outcomes"] > 0
+        for s in slots:
+            chosen = {x["content"][s.name]["variant"] for x in got.decisions.values()}
+            assert chosen == {s.variants[s.fallback_index].id} if not s.enabled else len(chosen) > 1, (s.name, chosen)
 
     # the reference runner's results, exactly (for the reference runner itself: a second run into an emptied Redis
     # gives the first run's results, i.e. it is deterministic and replayable)

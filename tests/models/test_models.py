@@ -165,4 +165,4 @@ def _rows(ds):
     from shiftstream.transforms.decisions import Row
 
     return [Row("", 0, tuple(map(float, ds.X[i])), [], None, 0.0,
-                [ds.vocabulary[j - 1] for j in ds.seq[i] if j > 0], [], None, 0) for i in range(300)]
+                [ds.vocabulary[j - 1] for j in ds.seq[i] if j > 0], [], None, 0, 0) for i in range(300)]

@@ -30,10 +30,34 @@ def test_every_schema_round_trips():
     d = {"user_key": "k", "segment": "general", "ml_segment": None,
          "shift": {"detected": True, "from_category": "a", "to_category": "b", "score": 0.5, "at": 9},
          "top_categories": ["b", "a"], "features": {"x": 1.0}, "scores": {"propensity": 0.25},
-         "next_interest": "b", "chosen_content": None, "experiment_arm": None, "model_version": None,
+         "next_interest": "b", "chosen_content": "hero-a", "experiment_arm": "bandit", "model_version": None,
+         "content": {"hero": {"variant": "hero-a", "propensity": 0.25, "policy": "thompson", "version": 29,
+                              "arm": "bandit", "reason": "policy"}}, "policy_version": 29,
          "actions": [{"name": "show_reviews", "at": 1}], "event_time": 1, "settled_through": None, "provisional": 1,
          "updated_at": 2}
     assert codec("decision").decode(codec("decision").encode(d)) == d
+
+
+def test_a_decision_written_before_content_choices_reads_with_todays_schema():
+    """The decision schema grew compatibly: a record of the schema without `content` and `policy_version` reads
+    with today's (the defaults fill in)."""
+    import io
+
+    new = load_schema("decision")
+    old = copy.deepcopy(new)
+    old["fields"] = [f for f in old["fields"] if f["name"] not in ("content", "policy_version")]
+    d = {"user_key": "k", "segment": "general", "ml_segment": None,
+         "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.0, "at": None},
+         "top_categories": [], "features": {}, "scores": {}, "next_interest": None, "chosen_content": None,
+         "experiment_arm": None, "model_version": None, "actions": [], "event_time": 1, "settled_through": None,
+         "provisional": 0, "updated_at": 2}
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(old), d)
+    buf.seek(0)
+    got = fastavro.schemaless_reader(buf, fastavro.parse_schema(old), fastavro.parse_schema(new),
+                                     return_record_name_override=False, return_named_type_override=False)
+    got = {**got, "event_time": d["event_time"], "updated_at": d["updated_at"]} if not isinstance(got["event_time"], int) else got
+    assert got == {**d, "content": {}, "policy_version": None}
 
 
 def _evolved(extra_field):

@@ -1,0 +1,90 @@
+"""What a decision chooses per slot: the flag, the experiment arm, then the slot's policy on a learner snapshot.
+
+For a row at event time t the policy uses snapshot version `t // epoch - delay` (transforms/learning.py), and the
+user's draw is `unit(slot, pseudonym, t, version)`: the choice and its propensity are exact and replayable. An
+engine whose learner has not sealed that version yet (its watermark lags) chooses from the latest sealed snapshot,
+says which (`version`), and records the row as `stale` so that it renders the decision again once the version it
+wants is sealed: the settled decision is the same on every engine.
+"""
+from __future__ import annotations
+
+import copy
+
+from .config import Config
+from .experiments import HOLDOUT, assign
+from .features import feature_index
+from .draws import unit
+from .policies import policy
+
+_NO_LEARNER = None
+
+
+class Chooser:
+    def __init__(self, cfg: Config):
+        c = cfg.content
+        self.slots = c.slots
+        self.epoch = c.epoch
+        self.delay = c.delay(cfg.event_time.allowed_lateness)
+        self.experiments = {e.slot: e for e in c.experiments if e.enabled}
+        idx = feature_index(cfg)
+        self.x_index = {s.name: tuple(idx[f] for f in s.features) for s in self.slots}
+        self.cache: dict = {}   # (slot, context, version) -> what the policy prepared from that snapshot
+        self.stale: dict = {}   # user key -> the version its last choice wanted but did not have
+
+    def wanted(self, event_time: int) -> int:
+        return event_time // self.epoch - self.delay
+
+    def context_vector(self, slot, values) -> tuple | None:
+        ix = self.x_index[slot.name]
+        return (1.0, *(float(values[i]) for i in ix)) if ix else None
+
+    def choose(self, key: str, event_time: int, values, segment: str, learner) -> dict:
+        """{slot: {variant, propensity, policy, version, arm, reason}} for one decision."""
+        want = self.wanted(event_time)
+        version = want
+        exact = learner is None or learner.available(want)
+        if not exact:
+            self.stale[key] = want
+            if learner.sealed is not None:
+                version, exact = learner.sealed, True  # a sealed snapshot: cacheable, though not the one wanted
+        else:
+            self.stale.pop(key, None)
+        out = {}
+        for s in self.slots:
+            exp = self.experiments.get(s.name)
+            arm = assign(exp, key) if exp is not None else None
+            variant_index, prop, reason = None, 1.0, "policy"
+            if not s.enabled:
+                variant_index, reason = s.fallback_index, "flag_off"
+            elif arm == HOLDOUT:
+                variant_index, reason = s.fallback_index, "holdout"
+            elif arm is not None:
+                fixed = next(a.variant for a in exp.arms if a.name == arm)
+                if fixed is not None:
+                    variant_index, reason = [v.id for v in s.variants].index(fixed), "arm"
+            if variant_index is None:
+                ctx = segment if s.context == "segment" else "*"
+                prepared = self._prepared(s, ctx, version, learner, exact)
+                x = self.context_vector(s, values)
+                variant_index, prop = policy(s.policy).choose(prepared, x, unit(s.name, key, event_time, version))
+            out[s.name] = {"variant": s.variants[variant_index].id, "propensity": prop, "policy": s.policy,
+                           "version": version, "arm": arm, "reason": reason}
+        return out
+
+    def _prepared(self, s, ctx: str, version: int, learner, cache: bool):
+        k = (s.name, ctx, version)
+        got = self.cache.get(k) if cache else None
+        if got is None:
+            p = policy(s.policy)
+            st, lag = learner.stats(version, s.name, ctx) if learner is not None else (None, 0)
+            if st is None:
+                st = p.new(len(s.variants), s)
+            elif lag and s.discount != 1.0:
+                st = copy.deepcopy(st)
+                p.decay(st, s.discount ** lag, s)
+            got = p.prepare(st, (s.name, ctx, version), s)
+            if cache:  # (a snapshot not sealed yet may still change)
+                if len(self.cache) >= 4096:
+                    self.cache.clear()
+                self.cache[k] = got
+        return got

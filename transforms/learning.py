@@ -1,0 +1,125 @@
+"""The policies' global statistics, learned in epochs of event time, the same on every engine.
+
+Per-user operators emit `Outcome`s (an exposure and its reward, exact once the watermark passed the end of its
+attribution window). The learner folds them into per-slot, per-context statistics in epochs of event time:
+
+    F_e = fold(decay(F_prev, discount ** (e - prev)), the outcomes closing in epoch e, sorted)
+
+for the epochs e that have outcomes, and the snapshot of version v is F_e for the latest such e < v, decayed by
+discount ** (v - 1 - e). So a snapshot is a function of the outcome set alone, not of when an engine sealed it or
+in which order outcomes arrived (they are sorted by (close time, event id) before folding): the reference runner
+seals incrementally as its watermark passes epoch starts, Beam builds every F_e from the whole outcome set, and
+both give the same numbers to the last bit.
+
+The learner also keeps each experiment's per-arm counts (exposures, conversions, reward sum, users) for reports.
+"""
+from __future__ import annotations
+
+import copy
+from bisect import bisect_left
+
+from .content import ContentConfig
+from .outputs import Outcome
+from .policies import policy
+
+
+class Learner:
+    """Statistics by (slot, context) per epoch; plain data (`to_dict` / `from_dict`) for checkpoints."""
+
+    def __init__(self, content: ContentConfig, epoch: int):
+        self.slots = {s.name: s for s in content.slots}
+        self.experiments = {e.slot: e for e in content.experiments}
+        self.epoch = epoch
+        self.chain: list = []          # [(epoch e, {slot: {context: stats}})], F_e for epochs with outcomes
+        self.buffer: dict = {}         # epoch -> [Outcome] not folded yet
+        self.sealed: int | None = None  # every outcome closing before sealed * epoch is folded
+        self.exp: dict = {}            # experiment -> arm -> [exposures, conversions, reward_sum, users]
+
+    # -- in ------------------------------------------------------------------------------------------------------
+
+    def add(self, o: Outcome) -> None:
+        e = o.at // self.epoch
+        if self.sealed is not None and e < self.sealed:
+            raise ValueError(f"outcome at {o.at} is before the sealed epoch {self.sealed}: it came after its watermark")
+        self.buffer.setdefault(e, []).append(o)
+        exp = self.experiments.get(o.slot)
+        if exp is not None and o.arm is not None:
+            c = self.exp.setdefault(exp.name, {}).setdefault(o.arm, [0, 0, 0.0, 0])
+            c[0] += 1
+            c[1] += o.reward > 0
+            c[2] += o.reward
+            c[3] += o.first
+
+    def seal(self, watermark: int) -> int | None:
+        """Fold every outcome closing at or before the watermark's epoch start; returns the version now sealed
+        (snapshots below it are exact), or None if it did not move."""
+        target = (watermark + 1) // self.epoch
+        if self.sealed is not None and target <= self.sealed:
+            return None
+        for e in sorted(k for k in self.buffer if k < target):
+            self._fold(e, self.buffer.pop(e))
+        self.sealed = target
+        return target
+
+    def prune(self, watermark: int, delay: int) -> None:
+        """Drop folded epochs no decision can ask for any more. Call it when nothing rendered is waiting: every
+        decision due after that is as of a time after `watermark` (an event not yet settled, or a timer not yet
+        fired), so it asks for a version of at least watermark // epoch - delay."""
+        oldest = watermark // self.epoch - delay
+        chain = self.chain
+        i = bisect_left(chain, oldest, key=lambda c: c[0]) - 1  # the entry that version `oldest` reads stays
+        if i > 0:
+            del chain[:i]
+
+    def fold_all(self) -> None:
+        """Fold everything (a bounded run: Beam builds the chain from the whole outcome set)."""
+        for e in sorted(self.buffer):
+            self._fold(e, self.buffer.pop(e))
+
+    def _fold(self, e: int, outcomes: list) -> None:
+        prev_e, prev = self.chain[-1] if self.chain else (None, {})
+        stats = copy.deepcopy(prev)
+        if prev_e is not None:  # the statistics forget, epoch by epoch of event time (one multiply for a gap)
+            for name, by_ctx in stats.items():
+                s = self.slots.get(name)
+                if s is not None and s.discount != 1.0:
+                    f = s.discount ** (e - prev_e)
+                    for st in by_ctx.values():
+                        policy(s.policy).decay(st, f, s)
+        for o in sorted(outcomes, key=lambda o: (o.at, o.event_id, o.slot)):
+            s = self.slots.get(o.slot)
+            if s is None:
+                continue  # a slot no longer configured
+            p = policy(s.policy)
+            by_ctx = stats.setdefault(o.slot, {})
+            st = by_ctx.get(o.context)
+            if st is None:
+                st = by_ctx[o.context] = p.new(len(s.variants), s)
+            p.update(st, o.arm_index, o.reward, o.x)
+        self.chain.append((e, stats))
+
+    # -- out -----------------------------------------------------------------------------------------------------
+
+    def available(self, version: int) -> bool:
+        return self.sealed is not None and version <= self.sealed
+
+    def stats(self, version: int, slot: str, context: str):
+        """The slot's statistics for a context in snapshot `version` (None: nothing learned yet, the prior), and
+        the decay still to apply to them (discount ** epochs since they were folded)."""
+        chain = self.chain
+        i = bisect_left(chain, version, key=lambda c: c[0]) - 1  # the latest F_e with e < version
+        if i < 0:
+            return None, 0
+        e, stats = chain[i]
+        st = stats.get(slot, {}).get(context)
+        return st, version - 1 - e
+
+    def to_dict(self) -> dict:
+        return {"chain": self.chain, "buffer": {e: [list(o) for o in os] for e, os in self.buffer.items()},
+                "sealed": self.sealed, "exp": self.exp}
+
+    def restore(self, d: dict) -> None:
+        self.chain = [(e, s) for e, s in d["chain"]]
+        self.buffer = {int(e): [Outcome(*o) for o in os] for e, os in d["buffer"].items()}
+        self.sealed = d["sealed"]
+        self.exp = d["exp"]

@@ -1,0 +1,24 @@
+"""Epsilon-greedy on discounted means: with probability epsilon a uniformly random arm, else the best mean (ties
+split). The user's one uniform decides both, so the propensity is exact: (1 - epsilon) / ties + epsilon / arms.
+
+stats: [[n, reward sum], ...] per arm."""
+from __future__ import annotations
+
+from ._pick import best_set
+from .ucb1 import decay, means, new, update
+
+__all__ = ["new", "update", "decay", "means", "prepare", "choose"]
+
+
+def prepare(stats, seed, p):
+    return p.epsilon, best_set(means(stats)), stats
+
+
+def choose(prepared, x, u: float) -> tuple[int, float]:
+    eps, best, _ = prepared
+    k = len(prepared[2])
+    if u < eps:  # explore: u / eps is uniform in [0, 1) again
+        i = min(int(u / eps * k), k - 1)
+    else:
+        i = best[min(int((u - eps) / (1 - eps) * len(best)), len(best) - 1)]
+    return i, (1 - eps) / len(best) * (i in best) + eps / k
