@@ -33,7 +33,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import deploy, lookup, run, simulate, train
+    from . import deploy, experiments, lookup, run, simulate, train
     from .logs import LEVELS
 
     parser = argparse.ArgumentParser(prog="shiftstream", description="Real-time personalization as stream jobs.")
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = msub.add_parser("compare", help="agreement and score deltas of the live and shadow model sets")
     train.add_compare_arguments(c)
     c.set_defaults(func=train.compare_main)
+
+    p = sub.add_parser("experiments", help="A/B/N experiment tools")
+    esub = p.add_subparsers(dest="experiments_command", required=True)
+    c = esub.add_parser("report", help="lift, always-valid p-values and sample-ratio checks from a run's outcomes")
+    experiments.add_arguments(c)
+    c.set_defaults(func=experiments.main)
 
     p = sub.add_parser("deploy", help="a standalone Flink cluster on loopback, and the job on it")
     deploy.add_arguments(p)

@@ -158,6 +158,13 @@ def use_kafka_security(cfg: Config) -> None:
         raise UserError(str(exc)) from None
 
 
+def outcome_writer(lines):
+    """An Outcome as a JSON line (the pseudonym, never a raw id), or None for no file."""
+    if lines is None:
+        return None
+    return lambda o: lines(o._asdict())
+
+
 class JsonLines:
     """A side output written as JSON lines. A Kafka run appends (`append=True`): at each checkpoint the file is
     synced and its length recorded, and a restored run first cuts it back to that length (jobs/snapshots.py)."""
@@ -431,7 +438,12 @@ def main(args) -> int:
         late = JsonLines(args.out_dir / "late-events.jsonl", append=kafka)
         stack.callback(dead.close)
         stack.callback(late.close)
-        job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late), scorer=scorer)
+        outcomes = None
+        if cfg.content.slots:  # exposures and their rewards: what `shiftstream experiments report` reads
+            outcomes = JsonLines(args.out_dir / "outcomes.jsonl", append=kafka)
+            stack.callback(outcomes.close)
+        job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late,
+                                                                  outcome=outcome_writer(outcomes)), scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
             from shiftstream.jobs.kafka import run_kafka
@@ -440,7 +452,8 @@ def main(args) -> int:
             try:  # the checkpoint is read inside run_kafka: a bad one is the user's to delete, in one line
                 report = run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
                                    args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
-                                   group_id(args, cfg), {"dead_letters": dead, "late": late})
+                                   group_id(args, cfg), {"dead_letters": dead, "late": late,
+                                                         **({"outcomes": outcomes} if outcomes else {})})
             except CheckpointError as exc:
                 raise UserError(str(exc)) from None
             if report["restored"]:

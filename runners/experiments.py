@@ -1,0 +1,80 @@
+"""`shiftstream experiments report`: each configured experiment's arms from a run's outcomes file.
+
+The outcomes (one JSON line per exposure whose attribution window closed: `outcomes.jsonl` in a run's --out-dir)
+are replayed in event-time order, with the always-valid p-value updated after every one, as a live stream would
+be monitored; the report prints lift with a 95% interval, that p-value, and the sample-ratio check."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shiftstream.transforms.config import load_config
+from shiftstream.transforms.experiments import HOLDOUT, Sequential, report
+
+from .errors import UserError, usage
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--outcomes", type=Path, required=True, help="a run's outcomes.jsonl (in its --out-dir)")
+    p.add_argument("--config", help="the YAML config the run used (default: the embedded one)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON (what the dashboard reads)")
+
+
+def reports(cfg, lines, alpha: float = 0.05) -> list[dict]:
+    """Reports for every experiment, from outcome records (dicts) in any order."""
+    exps = {e.slot: e for e in cfg.content.experiments}
+    counts = {e.name: {} for e in exps.values()}
+    seq = {e.name: {a.name: Sequential() for a in e.arms[1:]} for e in exps.values()}
+    for o in sorted(lines, key=lambda o: (o["at"], o["event_id"], o["slot"])):
+        e = exps.get(o["slot"])
+        if e is None or o.get("arm") is None:
+            continue
+        c = counts[e.name].setdefault(o["arm"], [0, 0, 0.0, 0])
+        c[0] += 1
+        c[1] += o["reward"] > 0
+        c[2] += o["reward"]
+        c[3] += bool(o["first"])
+        control = counts[e.name].get(e.arms[0].name)
+        if control and o["arm"] != HOLDOUT:
+            for a, s in seq[e.name].items():
+                t = counts[e.name].get(a)
+                if t:
+                    s.update(control[0], control[1], t[0], t[1])
+    return [report(e, counts[e.name], alpha, {a: s.p for a, s in seq[e.name].items()}) for e in exps.values()]
+
+
+def main(args) -> int:
+    cfg = load_config(args.config)
+    if not cfg.content.experiments:
+        raise UserError("no experiments configured (content.experiments); give the run's config with --config")
+    if not 0 < args.alpha < 1:
+        raise usage(f"--alpha {args.alpha}: must be between 0 and 1")
+    if not args.outcomes.is_file():
+        raise usage(f"--outcomes {args.outcomes}: no such file (a run with content slots writes outcomes.jsonl "
+                    "in its --out-dir)")
+    lines = []
+    with open(args.outcomes) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                raise UserError(f"--outcomes {args.outcomes}: line {n} is not JSON") from None
+    out = reports(cfg, lines, args.alpha)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for r in out:
+        s = r["srm"]
+        print(f"experiment {r['experiment']} (slot {r['slot']}): sample ratio {s['level']} "
+              f"(chi2 {s['chi2']:.2f}, p {s['p']:.3g})")
+        print(f"  {'arm':<12} {'users':>7} {'exposures':>9} {'rate':>7} {'lift':>8} {'diff 95% CI':>20} "
+              f"{'p (always valid)':>17}")
+        for a in r["arms"]:
+            ci, lift, p = a.get("diff_ci95"), a.get("lift"), a.get("p_always_valid")
+            lift_s = "" if lift is None else f"{lift:+.1%}"
+            ci_s = "" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+            p_s = "" if p is None else f"{p:.3g}" + (" *" if a["significant"] else "")
+            print(f"  {a['arm']:<12} {a['users']:>7,} {a['exposures']:>9,} {a['rate']:>7.2%} {lift_s:>8} {ci_s:>20} "
+                  f"{p_s:>17}")
+    return 0
