@@ -1,0 +1,92 @@
+"""The bandit policies: the same verbs everywhere, exact propensities, hashed randomness, and learning."""
+import random
+
+import numpy as np
+import pytest
+
+from shiftstream.transforms.content import parse_slots
+from shiftstream.transforms.draws import generator, unit
+from shiftstream.transforms.policies import POLICIES, linucb, policy
+
+
+def slot(name="s", policy_name="thompson", k=4, **kw):
+    return parse_slots([{"name": name, "policy": policy_name, "variants": [f"{name}-{i}" for i in range(k)],
+                         **({"features": ["session_clicks"]} if policy_name == "linucb" else {}), **kw}])[0]
+
+
+def run(p, s, truth, rounds, seed=0, epoch=200):
+    """A closed loop: choose from a snapshot refreshed every `epoch` rounds, reward from `truth`; the clicks."""
+    rng = random.Random(seed)
+    stats = p.new(len(truth), s)
+    prepared, clicks = p.prepare(stats, ("t", 0), s), 0
+    x = (1.0, 0.0)
+    for t in range(rounds):
+        if t % epoch == 0:
+            prepared = p.prepare(stats, ("t", t), s)
+        i, _ = p.choose(prepared, x, unit("t", seed, t))
+        r = float(rng.random() < truth[i])
+        clicks += r
+        p.update(stats, i, r, x)
+    return clicks
+
+
+@pytest.mark.parametrize("name", ["thompson", "ucb1", "epsilon_greedy", "linucb"])
+def test_a_learning_policy_beats_uniform_and_finds_the_planted_best_arm(name):
+    truth = [0.05, 0.05, 0.15, 0.05]
+    s = slot(policy_name=name)
+    got = run(policy(name), s, truth, 6000)
+    uniform = 6000 * sum(truth) / 4
+    assert got > 1.5 * uniform, (name, got, uniform)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_a_choice_and_its_propensity_are_exact_and_replayable(name):
+    """The propensity is the probability of the choice: over the draws u in [0, 1) the choices' frequencies match
+    it, and the same draw always gives the same choice."""
+    s = slot(policy_name=name)
+    p = policy(name)
+    st = p.new(4, s)
+    rng = random.Random(1)
+    for _ in range(300):
+        i = rng.randrange(4)
+        p.update(st, i, float(rng.random() < 0.1 * (i + 1)), (1.0, rng.random()))
+    prepared = p.prepare(st, ("v", 7), s)
+    x = (1.0, 0.5)
+    n = 20000
+    freq = [0] * 4
+    props = {}
+    for j in range(n):
+        i, prop = p.choose(prepared, x, (j + 0.5) / n)
+        freq[i] += 1
+        props.setdefault(i, prop)
+        assert props[i] == prop
+    for i, c in enumerate(freq):
+        if c:
+            assert abs(c / n - props[i]) < 2e-3, (name, i, c / n, props[i])
+    assert p.choose(p.prepare(st, ("v", 7), s), x, 0.3141) == p.choose(prepared, x, 0.3141)
+
+
+def test_draws_are_hashes_of_their_inputs_not_a_global_generator():
+    random.seed(1)
+    a = unit("slot", "user", 5, 9)
+    random.seed(2)
+    assert unit("slot", "user", 5, 9) == a and unit("slot", "user", 5, 10) != a
+    assert unit("ab", "c") != unit("a", "bc")  # the parts are length-prefixed
+    assert generator("x").random() == generator("x").random()
+
+
+def test_discounting_forgets_the_evidence_and_keeps_the_prior():
+    s = slot(prior=[2.0, 3.0])
+    p = policy("thompson")
+    st = p.new(2, s)
+    p.update(st, 0, 1.0)
+    p.decay(st, 0.5, s)
+    assert st[0] == [2.5, 3.0] and st[1] == [2.0, 3.0]
+
+
+def test_linucb_solves_like_numpy_without_blas():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(5, 5))
+    a = m @ m.T + 5 * np.eye(5)
+    inv = linucb.inverse([float(v) for v in a.ravel()], 5)
+    assert np.allclose(np.array(inv).reshape(5, 5), np.linalg.inv(a), atol=1e-10)
