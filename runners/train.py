@@ -120,6 +120,8 @@ def compare_main(args) -> int:
     rows = []
     for i in range(min(len(ds.X), len(ds.seq))):
         recent = [voc[j - 1] for j in ds.seq[i] if j > 0]
-        rows.append(Row("", 0, tuple(float(x) for x in ds.X[i]), [], None, 0.0, recent, [], None, 0))
+        rows.append(Row(key="", event_time=0, values=tuple(float(x) for x in ds.X[i]), top=[], shift=None,
+                        shift_score=0.0, recent=recent, actions=[], settled_through=None, provisional=0,
+                        decided_at=0))
     print(json.dumps(compare(live, shadow, rows), indent=1))
     return 0

@@ -164,5 +164,6 @@ def test_shadow_scores_are_stored_apart_and_never_change_decisions(models_dir, s
 def _rows(ds):
     from shiftstream.transforms.decisions import Row
 
-    return [Row("", 0, tuple(map(float, ds.X[i])), [], None, 0.0,
-                [ds.vocabulary[j - 1] for j in ds.seq[i] if j > 0], [], None, 0, 0) for i in range(300)]
+    return [Row(key="", event_time=0, values=tuple(map(float, ds.X[i])), top=[], shift=None, shift_score=0.0,
+                recent=[ds.vocabulary[j - 1] for j in ds.seq[i] if j > 0], actions=[], settled_through=None,
+                provisional=0, decided_at=0) for i in range(300)]
