@@ -20,6 +20,7 @@ test-fast: setup
 	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow and not kafka" -q $(PYTEST_ARGS)
 
 bench: setup
+	@$(BIN)/python -m pip install -q -r requirements-bench.txt -c requirements.lock
 	@$(BIN)/python -m bench
 
 clean:

@@ -21,6 +21,6 @@ setup(
         "apache-flink==2.3.0", "apache-beam==2.61.0", "onnx<1.23", "onnxruntime", "confluent-kafka", "fastavro",
         "scikit-learn", "skl2onnx", "redis<6", "hiredis", "numpy<2.2", "orjson", "pyyaml", "tqdm", "noida-db",
     ],
-    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "river", "matplotlib"]},
+    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "river", "matplotlib"], "bench": ["mabwiser"]},
     entry_points={"console_scripts": ["shiftstream=shiftstream.runners.cli:main"]},
 )

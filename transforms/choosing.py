@@ -79,9 +79,9 @@ class Chooser:
             st, lag = learner.stats(version, s.name, ctx) if learner is not None else (None, 0)
             if st is None:
                 st = p.new(len(s.variants), s)
-            elif lag and s.discount != 1.0:
+            elif lag:
                 st = copy.deepcopy(st)
-                p.decay(st, s.discount ** lag, s)
+                p.decay(st, lag, s)
             got = p.prepare(st, (s.name, ctx, version), s)
             if cache:  # (a snapshot not sealed yet may still change)
                 if len(self.cache) >= 4096:

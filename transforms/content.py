@@ -31,11 +31,15 @@ class Slot:
     enabled: bool = True                 # the feature flag: false -> the fallback for everyone
     context: str = "segment"             # what the statistics are split by: none | segment (the rule segment)
     features: tuple[str, ...] = ()       # LinUCB's context vector: these decision features (plus a bias term)
-    discount: float = 0.95               # statistics times this at every epoch (1: never forget)
+    discount: float = 1.0                # long-run statistics times this at every epoch (1: kept)
     prior: tuple[float, float] = (1.0, 1.0)  # Thompson's Beta prior
     alpha: float = 1.0                   # UCB1 / LinUCB exploration weight
     epsilon: float = 0.1                 # epsilon-greedy exploration rate
     ridge: float = 1.0                   # LinUCB's prior precision
+    drift: bool = True                   # an arm whose recent mean moved from its long-run one forgets the past
+    drift_discount: float = 0.7          # the recent statistics' discount per epoch (their memory)
+    drift_z: float = 2.0                 # how many standard errors of movement count as a shift
+    drift_min: float = 30.0              # recent (discounted) exposures needed before a shift can be called
 
     @property
     def dim(self) -> int:
@@ -71,7 +75,7 @@ class ContentConfig:
 
 
 _SLOT_KEYS = ("name", "variants", "policy", "fallback", "enabled", "context", "features", "discount", "prior",
-              "alpha", "epsilon", "ridge")
+              "alpha", "epsilon", "ridge", "drift", "drift_discount", "drift_z", "drift_min")
 _EXP_KEYS = ("name", "slot", "arms", "salt", "holdout", "enabled")
 
 
@@ -151,11 +155,15 @@ def parse_slots(value: Any) -> tuple[Slot, ...]:
             raise ValueError(f"{w}: prior: expected [alpha, beta], got {prior!r}")
         slots.append(Slot(
             name, tuple(variants), policy, fallback, _flag(f"{w}: enabled", d.get("enabled", True)), context,
-            tuple(feats), _num(f"{w}: discount", d.get("discount", 0.95), 0.01, 1.0),
+            tuple(feats), _num(f"{w}: discount", d.get("discount", 1.0), 0.01, 1.0),
             (_num(f"{w}: prior", prior[0], 1e-3, 1e6), _num(f"{w}: prior", prior[1], 1e-3, 1e6)),
             _num(f"{w}: alpha", d.get("alpha", 1.0), 0.0, 100.0),
             _num(f"{w}: epsilon", d.get("epsilon", 0.1), 0.0, 0.99),
-            _num(f"{w}: ridge", d.get("ridge", 1.0), 1e-6, 1e6)))
+            _num(f"{w}: ridge", d.get("ridge", 1.0), 1e-6, 1e6),
+            _flag(f"{w}: drift", d.get("drift", True)),
+            _num(f"{w}: drift_discount", d.get("drift_discount", 0.7), 0.01, 0.999),
+            _num(f"{w}: drift_z", d.get("drift_z", 2.0), 0.5, 100.0),
+            _num(f"{w}: drift_min", d.get("drift_min", 30.0), 1.0, 1e9)))
     return tuple(slots)
 
 

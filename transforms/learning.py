@@ -3,10 +3,10 @@
 Per-user operators emit `Outcome`s (an exposure and its reward, exact once the watermark passed the end of its
 attribution window). The learner folds them into per-slot, per-context statistics in epochs of event time:
 
-    F_e = fold(decay(F_prev, discount ** (e - prev)), the outcomes closing in epoch e, sorted)
+    F_e = fold(decay(F_prev, e - prev epochs), the outcomes closing in epoch e, sorted)
 
 for the epochs e that have outcomes, and the snapshot of version v is F_e for the latest such e < v, decayed by
-discount ** (v - 1 - e). So a snapshot is a function of the outcome set alone, not of when an engine sealed it or
+v - 1 - e epochs. So a snapshot is a function of the outcome set alone, not of when an engine sealed it or
 in which order outcomes arrived (they are sorted by (close time, event id) before folding): the reference runner
 seals incrementally as its watermark passes epoch starts, Beam builds every F_e from the whole outcome set, and
 both give the same numbers to the last bit.
@@ -79,13 +79,12 @@ class Learner:
     def _fold(self, e: int, outcomes: list) -> None:
         prev_e, prev = self.chain[-1] if self.chain else (None, {})
         stats = copy.deepcopy(prev)
-        if prev_e is not None:  # the statistics forget, epoch by epoch of event time (one multiply for a gap)
+        if prev_e is not None:  # the statistics forget, epoch by epoch of event time (one step for a gap)
             for name, by_ctx in stats.items():
                 s = self.slots.get(name)
-                if s is not None and s.discount != 1.0:
-                    f = s.discount ** (e - prev_e)
+                if s is not None:
                     for st in by_ctx.values():
-                        policy(s.policy).decay(st, f, s)
+                        policy(s.policy).decay(st, e - prev_e, s)
         for o in sorted(outcomes, key=lambda o: (o.at, o.event_id, o.slot)):
             s = self.slots.get(o.slot)
             if s is None:
@@ -105,7 +104,7 @@ class Learner:
 
     def stats(self, version: int, slot: str, context: str):
         """The slot's statistics for a context in snapshot `version` (None: nothing learned yet, the prior), and
-        the decay still to apply to them (discount ** epochs since they were folded)."""
+        the epochs of decay still to apply to them (since they were folded)."""
         chain = self.chain
         i = bisect_left(chain, version, key=lambda c: c[0]) - 1  # the latest F_e with e < version
         if i < 0:
@@ -114,11 +113,16 @@ class Learner:
         st = stats.get(slot, {}).get(context)
         return st, version - 1 - e
 
+    FORMAT = 2  # the statistics' layout (2: the forgetting counts of policies/_drift.py)
+
     def to_dict(self) -> dict:
-        return {"chain": self.chain, "buffer": {e: [list(o) for o in os] for e, os in self.buffer.items()},
+        return {"format": self.FORMAT, "chain": self.chain, "buffer": {e: [list(o) for o in os] for e, os in self.buffer.items()},
                 "sealed": self.sealed, "exp": self.exp}
 
     def restore(self, d: dict) -> None:
+        if d.get("format", 1) != self.FORMAT:
+            raise ValueError(f"the checkpoint's content statistics are in layout {d.get('format', 1)}, this version "
+                             f"reads {self.FORMAT}: start this job from a fresh checkpoint directory")
         self.chain = [(e, s) for e, s in d["chain"]]
         self.buffer = {int(e): [Outcome(*o) for o in os] for e, os in d["buffer"].items()}
         self.sealed = d["sealed"]

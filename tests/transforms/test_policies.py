@@ -76,12 +76,33 @@ def test_draws_are_hashes_of_their_inputs_not_a_global_generator():
 
 
 def test_discounting_forgets_the_evidence_and_keeps_the_prior():
-    s = slot(prior=[2.0, 3.0])
+    s = slot(prior=[2.0, 3.0], discount=0.5, drift=False)
     p = policy("thompson")
     st = p.new(2, s)
     p.update(st, 0, 1.0)
-    p.decay(st, 0.5, s)
-    assert st[0] == [2.5, 3.0] and st[1] == [2.0, 3.0]
+    p.decay(st, 1, s)
+    assert st[0][:2] == [0.5, 0.5] and p._posterior(st, s) == [(2.5, 3.0), (2.0, 3.0)]
+
+
+def test_a_shift_makes_the_context_forget_its_past_and_a_steady_stream_keeps_it():
+    s = slot(policy_name="ucb1")
+    p = policy("ucb1")
+    st = p.new(2, s)
+    for epoch in range(40):
+        for i in range(200):  # arm 0 converts at 10% throughout; arm 1 at 10%, then 40% from epoch 30
+            p.update(st, 0, float(i % 10 == 0))
+            p.update(st, 1, float(i % 10 == 0) if epoch < 30 else float(i % 5 < 2))
+        p.decay(st, 1, s)
+    steady, shifted = st
+    assert shifted[0] < 3000 and shifted[1] / shifted[0] > 0.3  # the 10% past is gone
+    assert steady[0] < 3000  # and the other arm is re-explored from its recent counts
+    calm = p.new(2, s)
+    for epoch in range(40):
+        for i in range(200):
+            p.update(calm, 0, float(i % 10 == 0))
+            p.update(calm, 1, float(i % 5 == 0))
+        p.decay(calm, 1, s)
+    assert calm[0][0] == calm[1][0] == 8000  # nothing moved: nothing forgotten
 
 
 def test_linucb_solves_like_numpy_without_blas():

@@ -2,7 +2,7 @@
 
     new(k, p)                         -> stats: the prior, one entry per arm (p: the slot's settings)
     update(stats, arm, reward, x)     fold one outcome in (in place); x: the context vector (LinUCB only)
-    decay(stats, factor, p)           forget: statistics times `factor` (non-stationarity, per epoch of event time)
+    decay(stats, epochs, p)           forget, `epochs` epochs of event time on (discounting, drift resets)
     prepare(stats, seed, p)           -> what choices from this snapshot share (computed once per snapshot)
     choose(prepared, x, u)            -> (arm index, propensity); u: the user's uniform draw in [0, 1)
 

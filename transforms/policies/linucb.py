@@ -29,8 +29,11 @@ def update(stats, arm: int, reward: float, x) -> None:
             b[i] += reward * xi
 
 
-def decay(stats, factor: float, p) -> None:
-    """A -> factor * A + (1 - factor) * ridge * I (the prior is kept), b -> factor * b."""
+def decay(stats, epochs: int, p) -> None:
+    """A -> f * A + (1 - f) * ridge * I (the prior is kept), b -> f * b, f = discount ** epochs."""
+    if epochs <= 0 or p.discount == 1.0:
+        return
+    factor = p.discount ** epochs
     for a, b in stats:
         d = len(b)
         for k in range(d * d):

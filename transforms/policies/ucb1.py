@@ -1,28 +1,16 @@
 """UCB1 (Auer et al. 2002) on discounted counts: the arm with the highest mean + alpha * sqrt(2 ln N / n); an arm
 never shown goes first. Deterministic given the snapshot (ties split by the user's draw).
 
-stats: [[n, reward sum], ...] per arm."""
+stats: the counts of `_drift` per arm (n and reward sum, long-run and recent)."""
 from __future__ import annotations
 
 import math
 
+from . import _drift
 from ._pick import argmax_ties
 
 
-def new(k: int, p):
-    return [[0.0, 0.0] for _ in range(k)]
-
-
-def update(stats, arm: int, reward: float, x=None) -> None:
-    s = stats[arm]
-    s[0] += 1.0
-    s[1] += reward
-
-
-def decay(stats, factor: float, p) -> None:
-    for s in stats:
-        s[0] *= factor
-        s[1] *= factor
+new, update, decay, means = _drift.new, _drift.update, _drift.decay, _drift.means
 
 
 def prepare(stats, seed, p):
@@ -36,7 +24,3 @@ def prepare(stats, seed, p):
 
 def choose(prepared, x, u: float) -> tuple[int, float]:
     return argmax_ties(prepared, u)
-
-
-def means(stats):
-    return [s[1] / s[0] if s[0] > 0 else 0.0 for s in stats]
