@@ -3,7 +3,7 @@
 `unit(*parts)` is one uniform in [0, 1) from BLAKE2b of the parts (e.g. slot, user pseudonym, event time, snapshot
 version), so the same parts give the same number in any process and in any order of calls across users.
 `generator(*parts)` is a private `random.Random` seeded the same way, for work that needs many draws from one
-seed (a snapshot's Monte Carlo): its algorithms are pure Python (Mersenne Twister), so no numeric library's build
+seed: its algorithms are pure Python (Mersenne Twister), so no numeric library's build
 changes what it draws."""
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """The bandit policies: the same verbs everywhere, exact propensities, hashed randomness, and learning."""
+import math
 import random
 
 import numpy as np
@@ -111,3 +112,20 @@ def test_linucb_solves_like_numpy_without_blas():
     a = m @ m.T + 5 * np.eye(5)
     inv = linucb.inverse([float(v) for v in a.ravel()], 5)
     assert np.allclose(np.array(inv).reshape(5, 5), np.linalg.inv(a), atol=1e-10)
+
+
+@pytest.mark.parametrize("post", [[(2, 50), (3, 40), (1, 1), (10, 200), (5, 100)],
+                                  [(5001, 95000), (5101, 95000), (4900, 95100)],
+                                  [(51, 1000), (52, 1000), (1, 1)]])
+def test_thompson_probabilities_by_quadrature_match_a_large_monte_carlo(post):
+    from shiftstream.transforms.policies.thompson import probability_best
+
+    r, n = random.Random(7), 60_000
+    wins = [0] * len(post)
+    for _ in range(n):
+        v = [r.betavariate(a, b) for a, b in post]
+        wins[v.index(max(v))] += 1
+    got = probability_best(post)
+    assert sum(got) == pytest.approx(1.0)
+    for q, w in zip(got, wins):  # within 4 Monte Carlo standard errors
+        assert abs(q - w / n) <= 4 * max(math.sqrt(q * (1 - q) / n), 1e-4)
