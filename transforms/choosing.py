@@ -1,5 +1,10 @@
 """What a decision chooses per slot: the flag, the experiment arm, then the slot's policy on a learner snapshot.
 
+Slots choose in config order; with `content.max_per_category` set, a slot's policy chooses among the variants
+whose category the decision's earlier slots have not shown that many times already (reason `diversity`, the
+propensity being the policy's probability under that restriction). A flag, a holdout or a fixed experiment arm is
+never overridden by the cap (an experiment's arms must stay what they are), but what it shows counts.
+
 For a row at event time t the policy uses snapshot version `t // epoch - delay` (transforms/learning.py), and the
 user's draw is `unit(slot, pseudonym, t, version)`: the choice and its propensity are exact and replayable. An
 engine whose learner has not sealed that version yet (its watermark lags) chooses from the latest sealed snapshot,
@@ -26,6 +31,7 @@ class Chooser:
         self.epoch = c.epoch
         self.delay = c.delay(cfg.event_time.allowed_lateness)
         self.experiments = {e.slot: e for e in c.experiments if e.enabled}
+        self.cap = c.max_per_category
         idx = feature_index(cfg)
         self.x_index = {s.name: tuple(idx[f] for f in s.features) for s in self.slots}
         self.cache: dict = {}   # (slot, context, version) -> what the policy prepared from that snapshot
@@ -50,7 +56,14 @@ class Chooser:
         else:
             self.stale.pop(key, None)
         out = {}
+        cap = self.cap
+        used: dict = {}  # category -> slots of this decision showing it (the diversity cap)
         for s in self.slots:
+            allowed = None
+            if cap:
+                ok = frozenset(i for i, v in enumerate(s.variants) if v.category is None or used.get(v.category, 0) < cap)
+                if ok and len(ok) < len(s.variants):  # (none left: the cap cannot hold, the slot chooses freely)
+                    allowed = ok
             exp = self.experiments.get(s.name)
             arm = assign(exp, key) if exp is not None else None
             variant_index, prop, reason = None, 1.0, "policy"
@@ -66,7 +79,14 @@ class Chooser:
                 ctx = segment if s.context == "segment" else "*"
                 prepared = self._prepared(s, ctx, version, learner, exact)
                 x = self.context_vector(s, values)
-                variant_index, prop = policy(s.policy).choose(prepared, x, unit(s.name, key, event_time, version))
+                variant_index, prop = policy(s.policy).choose(prepared, x, unit(s.name, key, event_time, version),
+                                                              allowed)
+                if allowed is not None:
+                    reason = "diversity"
+            if cap:
+                cat = s.variants[variant_index].category
+                if cat is not None:
+                    used[cat] = used.get(cat, 0) + 1
             out[s.name] = {"variant": s.variants[variant_index].id, "propensity": prop, "policy": s.policy,
                            "version": version, "arm": arm, "reason": reason}
         return out

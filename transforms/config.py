@@ -141,6 +141,8 @@ class Content:
     attribution_window: int = _dur("30m", 1000)
     purchase_reward: float = _num(5.0, 0.0, 1e6)
     delay_epochs: int = _int(0, 0)
+    max_per_category: int = _int(0, 0)
+    explore_top: int = _int(0, 0)
     slots: tuple = field(default=(), metadata={"kind": "slots"})
     experiments: tuple = field(default=(), metadata={"kind": "experiments"})
 
@@ -433,6 +435,11 @@ def _cross_checks(cfg: Config) -> list[str]:
     except RuleError as exc:
         problems.append(f"segments.rules: {exc}")
     problems += content_cross_check(cfg.content.slots, cfg.content.experiments, feature_names(cfg))
+    if cfg.content.explore_top and not any(v.category for s in cfg.content.slots for v in s.variants):
+        problems.append("content.explore_top: needs slots whose variants have categories (the catalogue it "
+                        "explores)")
+    if cfg.content.explore_top > 4:
+        problems.append(f"content.explore_top: at most 4 of top_categories' 5 places, got {cfg.content.explore_top}")
     try:
         compile_triggers(cfg.triggers.rules)
     except RuleError as exc:

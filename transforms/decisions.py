@@ -5,6 +5,7 @@ from typing import NamedTuple, Sequence
 
 from .choosing import Chooser
 from .config import Config
+from .diversity import catalogue_categories, explore
 from .features import feature_index, feature_names, feature_row, recent_categories, top_categories
 from .segments import Segmenter
 from .state import NO_TIME
@@ -72,6 +73,8 @@ class Renderer:
         self.names = feature_names(cfg)
         self.segmenter = Segmenter(cfg.segments.rules, self.names, cfg.segments.default)
         self.chooser = Chooser(cfg) if cfg.content.slots else None
+        c = cfg.content
+        self.explore = (c.explore_top, c.epoch, catalogue_categories(c.slots)) if c.explore_top else None
 
     def render(self, rows: Sequence[Row], now_ms: int, models: ModelScores | None = None,
                learner=None) -> list[dict]:
@@ -84,6 +87,7 @@ class Renderer:
         model_version = models.model_version if models is not None else None
         assign = self.segmenter.assign
         choose = self.chooser.choose if self.chooser is not None else None
+        exp = self.explore
         out = []
         for i, r in enumerate(rows):
             sh = r.shift
@@ -97,7 +101,7 @@ class Renderer:
                 "shift": {"detected": sh is not None, "from_category": sh[1] if sh else None,
                           "to_category": sh[2] if sh else None, "score": sh[3] if sh else round(r.shift_score, 6),
                           "at": sh[0] if sh else None},
-                "top_categories": r.top,
+                "top_categories": explore(r.top, r.key, r.decided_at, exp[1], exp[2], exp[0]) if exp else r.top,
                 "features": dict(zip(names, r.values)),
                 "scores": {m: float(v[i]) for m, v in scores.items()} if scores else {},
                 "next_interest": next_interest[i] if next_interest is not None else None,

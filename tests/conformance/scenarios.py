@@ -27,16 +27,17 @@ class Scenario:
 
 def _content() -> dict:
     """A catalogue for the simulator's variants (`<category>-v<0..3>`): one slot per policy, a flag switched off,
-    an experiment with a fixed control arm and a holdout."""
+    an experiment with a fixed control arm and a holdout, a category cap and exploration in top_categories."""
     from shiftstream.transforms.content import parse_experiments, parse_slots
 
-    def vs(cat):
-        return [{"id": f"{cat}-v{i}", "category": cat} for i in range(4)]
+    def vs(cat, ids=range(4)):
+        return [{"id": f"{cat}-v{i}", "category": cat} for i in ids]
 
-    slots = parse_slots([
-        {"name": "hero", "policy": "thompson", "variants": vs("electronics"), "discount": 0.9},
-        {"name": "rail", "policy": "linucb", "variants": vs("books"), "features": ["session_page_views",
-                                                                                   "session_clicks"]},
+    slots = parse_slots([  # hero and rail share two categories: the cap of one per category binds between them
+        {"name": "hero", "policy": "thompson", "variants": vs("electronics", (0, 1)) + vs("books", (0, 1)),
+         "discount": 0.9},
+        {"name": "rail", "policy": "linucb", "variants": vs("books", (2, 3)) + vs("electronics", (2, 3)),
+         "features": ["session_page_views", "session_clicks"]},
         {"name": "deals", "policy": "epsilon_greedy", "variants": vs("fashion"), "context": "none"},
         {"name": "home", "policy": "ucb1", "variants": vs("home")},
         {"name": "sports", "policy": "thompson", "variants": vs("sports"), "enabled": False,
@@ -45,7 +46,7 @@ def _content() -> dict:
     exps = parse_experiments([{"name": "deals_test", "slot": "deals", "holdout": 0.1,
                                "arms": [{"name": "control", "variant": "fashion-v0"}, {"name": "bandit"}]}])
     return {"content.slots": slots, "content.experiments": exps, "content.epoch": 300_000,
-            "content.attribution_window": 600_000}
+            "content.attribution_window": 600_000, "content.max_per_category": 1, "content.explore_top": 1}
 
 
 SCENARIOS = (

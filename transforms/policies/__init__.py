@@ -4,7 +4,9 @@
     update(stats, arm, reward, x)     fold one outcome in (in place); x: the context vector (LinUCB only)
     decay(stats, epochs, p)           forget, `epochs` epochs of event time on (discounting, drift resets)
     prepare(stats, seed, p)           -> what choices from this snapshot share (computed once per snapshot)
-    choose(prepared, x, u)            -> (arm index, propensity); u: the user's uniform draw in [0, 1)
+    choose(prepared, x, u, allowed)   -> (arm index, propensity); u: the user's uniform draw in [0, 1); allowed:
+                                         the arm indices a diversity cap leaves (None: all), the propensity
+                                         then being the policy's probability given that restriction
 
 A choice is a function of the snapshot and one hashed uniform, so it is exact and replayable, and its propensity
 (the probability this policy had of choosing that arm) is exact too: what off-policy evaluation needs.

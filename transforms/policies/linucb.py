@@ -92,5 +92,5 @@ def scores(prepared, x):
     return out
 
 
-def choose(prepared, x, u: float) -> tuple[int, float]:
-    return argmax_ties(scores(prepared, x), u)
+def choose(prepared, x, u: float, allowed=None) -> tuple[int, float]:
+    return argmax_ties(scores(prepared, x), u, allowed)

@@ -82,8 +82,8 @@ def probability_best(post) -> list[float]:
     return [w / total for w in win]
 
 
-def choose(prepared, x, u: float) -> tuple[int, float]:
-    return by_probability(prepared, u)
+def choose(prepared, x, u: float, allowed=None) -> tuple[int, float]:
+    return by_probability(prepared, u, allowed)
 
 
 means = _drift.means

@@ -22,5 +22,5 @@ def prepare(stats, seed, p):
     return [s[1] / s[0] + alpha * math.sqrt(2.0 * log_n / s[0]) for s in stats]
 
 
-def choose(prepared, x, u: float) -> tuple[int, float]:
-    return argmax_ties(prepared, u)
+def choose(prepared, x, u: float, allowed=None) -> tuple[int, float]:
+    return argmax_ties(prepared, u, allowed)
