@@ -31,7 +31,7 @@ from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
 from shiftstream.transforms.learning import Learner
-from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED
+from shiftstream.transforms.outputs import CONTENT_ACTIONS, DEAD_LETTERS, DECISIONS, EVENTS, MARKED
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
@@ -202,6 +202,13 @@ class WriteDecisions(beam.DoFn):
         self.sink.close()
 
 
+def _content_actions(cfg: Config, outcomes) -> list[dict]:
+    """The threshold rules' actions of a bounded run, judged from its whole outcome set (counted as on every engine)."""
+    out = [a.to_dict() for a in learner_from(cfg, outcomes).take_actions()]
+    beam.metrics.Metrics.counter("shiftstream", CONTENT_ACTIONS).inc(len(out))
+    return out
+
+
 def learner_from(cfg: Config, outcomes) -> Learner:
     """The learner of a bounded run: every outcome folded (the chain is a function of the outcome set, so it is
     the one the reference runner built incrementally), every version sealed."""
@@ -237,9 +244,13 @@ class ShiftstreamCore(beam.PTransform):
                                  "built from every outcome); run an unbounded stream on the reference or Flink job")
             learned = outs[OUTCOMES] | "Outcomes" >> beam.combiners.ToList()
             _ = outs.rows | "WriteDecisions" >> beam.ParDo(write, learner=beam.pvalue.AsSingleton(learned))
+            cfg = self.cfg
+            # the threshold rules' actions: judged from the same outcome set, so the same records as the reference
+            actions = learned | "ContentActions" >> beam.FlatMap(lambda outcomes: _content_actions(cfg, outcomes))
         else:
             _ = outs.rows | "WriteDecisions" >> beam.ParDo(write)
-        return {"late": outs[LATE], "rows": outs.rows}
+            actions = None
+        return {"late": outs[LATE], "rows": outs.rows, "content_actions": actions}
 
 
 def build(pipeline, cfg: Config, inputs: list[str], key: bytes, out_dir: str, models_dir: str | None = None):
@@ -247,7 +258,10 @@ def build(pipeline, cfg: Config, inputs: list[str], key: bytes, out_dir: str, mo
     read = (pipeline | "Files" >> beam.Create(inputs)
             | "ReadEvents" >> beam.ParDo(ReadEvents(cfg, key)).with_outputs(DEAD, main="events"))
     core = read.events | "Core" >> ShiftstreamCore(cfg, models_dir, bounded=True)
-    for name, pcoll in (("dead-letters", read[DEAD]), ("late-events", core["late"])):
+    sides = [("dead-letters", read[DEAD]), ("late-events", core["late"])]
+    if cfg.content.thresholds:
+        sides.append(("content-actions", core["content_actions"]))
+    for name, pcoll in sides:
         _ = (pcoll | f"{name}Json" >> beam.Map(lambda r: json.dumps(r, separators=(",", ":")))
              | f"{name}Write" >> beam.io.WriteToText(str(Path(out_dir) / name), file_name_suffix=".jsonl",
                                                     shard_name_template=""))

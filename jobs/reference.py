@@ -17,7 +17,7 @@ from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.ingest import Arrival
 from shiftstream.transforms.learning import Learner
 from shiftstream.transforms.outputs import Changed
-from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY
+from shiftstream.transforms.outputs import CONTENT_ACTIONS, DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
@@ -30,13 +30,14 @@ class Outputs:
 
     def __init__(self, dead_letter: Callable | None = None, late: Callable | None = None,
                  shift: Callable | None = None, session: Callable | None = None, action: Callable | None = None,
-                 outcome: Callable | None = None):
+                 outcome: Callable | None = None, content_action: Callable | None = None):
         self.dead_letter = dead_letter
         self.late = late
         self.shift = shift
         self.session = session
         self.action = action
         self.outcome = outcome
+        self.content_action = content_action  # a threshold rule's action fired or cleared (thresholds.Action)
 
 
 class ReferenceJob:
@@ -185,7 +186,13 @@ class ReferenceJob:
                     heapq.heappush(timers, (nt, key))
             if outs:
                 self.dispatch(outs, before)  # a due decision renders from it, even if the state was dropped
-        if self.learner is not None and self.learner.seal(wm) is not None and self.chooser.stale:
+        sealed_now = self.learner is not None and self.learner.seal(wm) is not None
+        if sealed_now and self.learner.thresholds is not None:
+            for a in self.learner.take_actions():
+                self.stats.inc(CONTENT_ACTIONS)
+                if self.outputs.content_action:
+                    self.outputs.content_action(a)
+        if sealed_now and self.chooser.stale:
             # decisions chosen from an older snapshot than they wanted: rendered again, now exactly
             sealed = self.learner.sealed
             stale = self.chooser.stale

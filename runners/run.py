@@ -159,7 +159,7 @@ def use_kafka_security(cfg: Config) -> None:
 
 
 def outcome_writer(lines):
-    """An Outcome as a JSON line (the pseudonym, never a raw id), or None for no file."""
+    """An Outcome (or a threshold Action) as a JSON line (the pseudonym, never a raw id), or None for no file."""
     if lines is None:
         return None
     return lambda o: lines(o._asdict())
@@ -438,12 +438,17 @@ def main(args) -> int:
         late = JsonLines(args.out_dir / "late-events.jsonl", append=kafka)
         stack.callback(dead.close)
         stack.callback(late.close)
-        outcomes = None
+        outcomes = actions = None
         if cfg.content.slots:  # exposures and their rewards: what `shiftstream experiments report` reads
             outcomes = JsonLines(args.out_dir / "outcomes.jsonl", append=kafka)
             stack.callback(outcomes.close)
+        if cfg.content.thresholds:  # threshold rules' actions, fired and cleared, with the values behind them
+            actions = JsonLines(args.out_dir / "content-actions.jsonl", append=kafka)
+            stack.callback(actions.close)
         job = ReferenceJob(cfg, sink, Pseudonymiser(key), Outputs(dead_letter=dead, late=late,
-                                                                  outcome=outcome_writer(outcomes)), scorer=scorer)
+                                                                  outcome=outcome_writer(outcomes),
+                                                                  content_action=outcome_writer(actions)),
+                         scorer=scorer)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
             from shiftstream.jobs.kafka import run_kafka
@@ -453,7 +458,8 @@ def main(args) -> int:
                 report = run_kafka(job, cfg, args.kafka_bootstrap, args.topic or cfg.kafka.events_topic,
                                    args.privacy_topic or cfg.kafka.privacy_topic, args.idle_exit, not args.quiet,
                                    group_id(args, cfg), {"dead_letters": dead, "late": late,
-                                                         **({"outcomes": outcomes} if outcomes else {})})
+                                                         **({"outcomes": outcomes} if outcomes else {}),
+                                                         **({"content_actions": actions} if actions else {})})
             except CheckpointError as exc:
                 raise UserError(str(exc)) from None
             if report["restored"]:

@@ -5,6 +5,10 @@ whose category the decision's earlier slots have not shown that many times alrea
 propensity being the policy's probability under that restriction). A flag, a holdout or a fixed experiment arm is
 never overridden by the cap (an experiment's arms must stay what they are), but what it shows counts.
 
+Threshold rules (transforms/thresholds.py) in force at the snapshot version leave paused arms out of the policy's
+choice (never every arm: then none is left out), or switch the slot to its fallback (reason `threshold`); the
+entry lists the paused variants (`paused`), so the decision shows the arm set in force.
+
 For a row at event time t the policy uses snapshot version `t // epoch - delay` (transforms/learning.py), and the
 user's draw is `unit(slot, pseudonym, t, version)`: the choice and its propensity are exact and replayable. An
 engine whose learner has not sealed that version yet (its watermark lags) chooses from the latest sealed snapshot,
@@ -45,7 +49,7 @@ class Chooser:
         return (1.0, *(float(values[i]) for i in ix)) if ix else None
 
     def choose(self, key: str, event_time: int, values, segment: str, learner) -> dict:
-        """{slot: {variant, propensity, policy, version, arm, reason}} for one decision."""
+        """{slot: {variant, propensity, policy, version, arm, reason, paused}} for one decision."""
         want = self.wanted(event_time)
         version = want
         exact = learner is None or learner.available(want)
@@ -58,12 +62,15 @@ class Chooser:
         out = {}
         cap = self.cap
         used: dict = {}  # category -> slots of this decision showing it (the diversity cap)
+        rules = learner is not None and learner.thresholds is not None
         for s in self.slots:
-            allowed = None
+            ctx = segment if s.context == "segment" else "*"
+            paused, rule = learner.in_force(version, s.name, ctx) if rules else (frozenset(), None)
+            capped = None
             if cap:
                 ok = frozenset(i for i, v in enumerate(s.variants) if v.category is None or used.get(v.category, 0) < cap)
                 if ok and len(ok) < len(s.variants):  # (none left: the cap cannot hold, the slot chooses freely)
-                    allowed = ok
+                    capped = ok
             exp = self.experiments.get(s.name)
             arm = assign(exp, key) if exp is not None else None
             variant_index, prop, reason = None, 1.0, "policy"
@@ -75,20 +82,28 @@ class Chooser:
                 fixed = next(a.variant for a in exp.arms if a.name == arm)
                 if fixed is not None:
                     variant_index, reason = [v.id for v in s.variants].index(fixed), "arm"
+            if variant_index is None and rule is not None:
+                variant_index, reason = s.fallback_index, "threshold"
             if variant_index is None:
-                ctx = segment if s.context == "segment" else "*"
+                allowed = capped
+                if paused:  # arms a threshold rule paused are left out (never all of them)
+                    ids = [v.id for v in s.variants]
+                    left = frozenset(i for i in (allowed if allowed is not None else range(len(ids)))
+                                     if ids[i] not in paused)
+                    if left:
+                        allowed = left
                 prepared = self._prepared(s, ctx, version, learner, exact)
                 x = self.context_vector(s, values)
                 variant_index, prop = policy(s.policy).choose(prepared, x, unit(s.name, key, event_time, version),
                                                               allowed)
-                if allowed is not None:
+                if capped is not None:
                     reason = "diversity"
             if cap:
                 cat = s.variants[variant_index].category
                 if cat is not None:
                     used[cat] = used.get(cat, 0) + 1
             out[s.name] = {"variant": s.variants[variant_index].id, "propensity": prop, "policy": s.policy,
-                           "version": version, "arm": arm, "reason": reason}
+                           "version": version, "arm": arm, "reason": reason, "paused": sorted(paused)}
         return out
 
     def _prepared(self, s, ctx: str, version: int, learner, cache: bool):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .content import cross_check as content_cross_check, parse_experiments, parse_slots
+from .thresholds import cross_check as thresholds_cross_check, parse_thresholds
 from .features import feature_names
 from .segments import RuleError, compile_rules
 from .triggers import compile_triggers
@@ -145,6 +146,7 @@ class Content:
     explore_top: int = _int(0, 0)
     slots: tuple = field(default=(), metadata={"kind": "slots"})
     experiments: tuple = field(default=(), metadata={"kind": "experiments"})
+    thresholds: tuple = field(default=(), metadata={"kind": "thresholds"})
 
     def delay(self, allowed_lateness: int) -> int:
         """Epochs between an event's and the snapshot its choice uses (0 configured: enough for the lateness)."""
@@ -315,6 +317,8 @@ def _convert(path: str, f: dataclasses.Field, value: Any, problems: list[str]) -
             return parse_slots(value)
         if kind == "experiments":
             return parse_experiments(value)
+        if kind == "thresholds":
+            return parse_thresholds(value, parse_duration)
         if value is None and meta.get("optional"):
             return None
         if not isinstance(value, str) or not value:
@@ -435,6 +439,7 @@ def _cross_checks(cfg: Config) -> list[str]:
     except RuleError as exc:
         problems.append(f"segments.rules: {exc}")
     problems += content_cross_check(cfg.content.slots, cfg.content.experiments, feature_names(cfg))
+    problems += thresholds_cross_check(cfg.content.thresholds, cfg.content.slots, cfg.content.epoch)
     if cfg.content.explore_top and not any(v.category for s in cfg.content.slots for v in s.variants):
         problems.append("content.explore_top: needs slots whose variants have categories (the catalogue it "
                         "explores)")

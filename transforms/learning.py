@@ -21,6 +21,9 @@ from bisect import bisect_left
 from .content import ContentConfig
 from .outputs import Outcome
 from .policies import policy
+from .thresholds import Thresholds
+
+_ALL = 2**62  # a version beyond every candidate: a bounded run's rules judged to the end
 
 
 class Learner:
@@ -34,6 +37,9 @@ class Learner:
         self.buffer: dict = {}         # epoch -> [Outcome] not folded yet
         self.sealed: int | None = None  # every outcome closing before sealed * epoch is folded
         self.exp: dict = {}            # experiment -> arm -> [exposures, conversions, reward_sum, users]
+        # threshold rules over windowed metrics, judged as versions seal; their changes wait in `actions`
+        self.thresholds = Thresholds(content.thresholds, content.slots, epoch) if content.thresholds else None
+        self.actions: list = []
 
     # -- in ------------------------------------------------------------------------------------------------------
 
@@ -59,6 +65,8 @@ class Learner:
         for e in sorted(k for k in self.buffer if k < target):
             self._fold(e, self.buffer.pop(e))
         self.sealed = target
+        if self.thresholds is not None:
+            self.actions += self.thresholds.advance(target)
         return target
 
     def prune(self, watermark: int, delay: int) -> None:
@@ -70,11 +78,15 @@ class Learner:
         i = bisect_left(chain, oldest, key=lambda c: c[0]) - 1  # the entry that version `oldest` reads stays
         if i > 0:
             del chain[:i]
+        if self.thresholds is not None:
+            self.thresholds.prune(oldest)
 
     def fold_all(self) -> None:
         """Fold everything (a bounded run: Beam builds the chain from the whole outcome set)."""
         for e in sorted(self.buffer):
             self._fold(e, self.buffer.pop(e))
+        if self.thresholds is not None:
+            self.actions += self.thresholds.advance(_ALL)
 
     def _fold(self, e: int, outcomes: list) -> None:
         prev_e, prev = self.chain[-1] if self.chain else (None, {})
@@ -85,7 +97,10 @@ class Learner:
                 if s is not None:
                     for st in by_ctx.values():
                         policy(s.policy).decay(st, e - prev_e, s)
-        for o in sorted(outcomes, key=lambda o: (o.at, o.event_id, o.slot)):
+        outcomes = sorted(outcomes, key=lambda o: (o.at, o.event_id, o.slot))
+        if self.thresholds is not None:
+            self.thresholds.fold(e, [o for o in outcomes if o.slot in self.slots])
+        for o in outcomes:
             s = self.slots.get(o.slot)
             if s is None:
                 continue  # a slot no longer configured
@@ -98,6 +113,17 @@ class Learner:
         self.chain.append((e, stats))
 
     # -- out -----------------------------------------------------------------------------------------------------
+
+    def in_force(self, version: int, slot: str, context: str) -> tuple[frozenset, str | None]:
+        """What threshold rules hold for a slot's decision at `version`: (variants paused, fallback rule or None)."""
+        if self.thresholds is None:
+            return frozenset(), None
+        return self.thresholds.in_force(version, slot, context)
+
+    def take_actions(self) -> list:
+        """The threshold rules' changes since the last call (`thresholds.Action`), in version order."""
+        out, self.actions = self.actions, []
+        return out
 
     def available(self, version: int) -> bool:
         return self.sealed is not None and version <= self.sealed
@@ -117,7 +143,8 @@ class Learner:
 
     def to_dict(self) -> dict:
         return {"format": self.FORMAT, "chain": self.chain, "buffer": {e: [list(o) for o in os] for e, os in self.buffer.items()},
-                "sealed": self.sealed, "exp": self.exp}
+                "sealed": self.sealed, "exp": self.exp,
+                "thresholds": self.thresholds.to_dict() if self.thresholds is not None else None}
 
     def restore(self, d: dict) -> None:
         if d.get("format", 1) != self.FORMAT:
@@ -127,3 +154,5 @@ class Learner:
         self.buffer = {int(e): [Outcome(*o) for o in os] for e, os in d["buffer"].items()}
         self.sealed = d["sealed"]
         self.exp = d["exp"]
+        if self.thresholds is not None and d.get("thresholds") is not None:
+            self.thresholds.restore(d["thresholds"])

@@ -23,10 +23,11 @@ PRIVACY = "privacy_requests"       # privacy requests applied
 EXPIRED = "expired"                # profiles dropped after `state.ttl` of event time without an event
 ACTIONS = "actions"                # trigger actions fired, once settled (`actions.<trigger>` too)
 OUTCOMES = "outcomes"              # exposures whose attribution window closed (rewarded or not)
+CONTENT_ACTIONS = "content_actions"  # threshold rules' actions fired or cleared (transforms/thresholds.py)
 SETTLED = "settled"                # decisions whose provisional events the watermark passed (a marker, not a render)
 MARKED = "settled_marks_written"   # settled markers written (decisions not re-rendered since)
 COUNTERS = (EVENTS, DEAD_LETTERS, LATE, DUPLICATES, BLOCKED, SESSIONS, SHIFTS, DECISIONS_DUE, DECISIONS, PURGED,
-            PRIVACY, EXPIRED, ACTIONS, OUTCOMES, SETTLED, MARKED)
+            PRIVACY, EXPIRED, ACTIONS, OUTCOMES, CONTENT_ACTIONS, SETTLED, MARKED)
 
 
 class Changed(NamedTuple):

@@ -27,7 +27,8 @@ class Scenario:
 
 def _content() -> dict:
     """A catalogue for the simulator's variants (`<category>-v<0..3>`): one slot per policy, a flag switched off,
-    an experiment with a fixed control arm and a holdout, a category cap and exploration in top_categories."""
+    an experiment with a fixed control arm and a holdout, a category cap, exploration in top_categories and
+    threshold rules that pause arms."""
     from shiftstream.transforms.content import parse_experiments, parse_slots
 
     def vs(cat, ids=range(4)):
@@ -45,8 +46,18 @@ def _content() -> dict:
     ])
     exps = parse_experiments([{"name": "deals_test", "slot": "deals", "holdout": 0.1,
                                "arms": [{"name": "control", "variant": "fashion-v0"}, {"name": "bandit"}]}])
+    from shiftstream.transforms.config import parse_duration
+    from shiftstream.transforms.thresholds import parse_thresholds
+
+    rules = parse_thresholds([  # loose on purpose (this stream has few rewards): they fire, pause arms, clear
+        {"name": "hero_arm", "slot": "hero", "action": "pause_arm", "window": "12h", "baseline": "1d",
+         "below": 5, "min_exposures": 1, "hold": "3d"},
+        {"name": "hero_alert", "slot": "hero", "action": "alert", "window": "6h", "baseline": "1d",
+         "below": 0.95, "min_exposures": 1},
+    ], parse_duration)
     return {"content.slots": slots, "content.experiments": exps, "content.epoch": 300_000,
-            "content.attribution_window": 600_000, "content.max_per_category": 1, "content.explore_top": 1}
+            "content.attribution_window": 600_000, "content.max_per_category": 1, "content.explore_top": 1,
+            "content.thresholds": rules}
 
 
 SCENARIOS = (

@@ -16,7 +16,8 @@ from .scenarios import SCENARIOS, Scenario, data
 CFG = load_config()
 ENGINES = [Reference(), Beam(), Flink("thread")]
 # what every engine must count alike; decisions_due and decisions_written depend on timer and batch granularity
-SAME = ("events", "dead_letters", "late", "duplicates", "blocked", "sessions", "shifts", "outcomes")
+SAME = ("events", "dead_letters", "late", "duplicates", "blocked", "sessions", "shifts", "outcomes",
+        "content_actions")
 
 
 def _marks(engine, scenario):
@@ -84,6 +85,9 @@ def test_engine_conforms(engine, scenario, folder, oracle, redis_url, tmp_path, 
     if slots:  # every decision chooses in every slot, and the policies learned from outcomes in the stream
         assert all(set(x["content"]) == {s.name for s in slots} for x in got.decisions.values())
         assert got.counts["outcomes"] > 0
+        if scenario.config.get("content.thresholds"):  # the rules fired, and some decisions chose without an arm
+            assert got.counts["content_actions"] > 0
+            assert any(x["content"]["hero"]["paused"] for x in got.decisions.values())
         for s in slots:
             chosen = {x["content"][s.name]["variant"] for x in got.decisions.values()}
             assert chosen == {s.variants[s.fallback_index].id} if not s.enabled else len(chosen) > 1, (s.name, chosen)

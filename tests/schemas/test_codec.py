@@ -32,7 +32,7 @@ def test_every_schema_round_trips():
          "top_categories": ["b", "a"], "features": {"x": 1.0}, "scores": {"propensity": 0.25},
          "next_interest": "b", "chosen_content": "hero-a", "experiment_arm": "bandit", "model_version": None,
          "content": {"hero": {"variant": "hero-a", "propensity": 0.25, "policy": "thompson", "version": 29,
-                              "arm": "bandit", "reason": "policy"}}, "policy_version": 29,
+                              "arm": "bandit", "reason": "policy", "paused": ["hero-b"]}}, "policy_version": 29,
          "actions": [{"name": "show_reviews", "at": 1}], "event_time": 1, "settled_through": None, "provisional": 1,
          "updated_at": 2}
     assert codec("decision").decode(codec("decision").encode(d)) == d
