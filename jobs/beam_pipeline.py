@@ -31,7 +31,7 @@ from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
 from shiftstream.transforms.learning import Learner
-from shiftstream.transforms.outputs import CONTENT_ACTIONS, DEAD_LETTERS, DECISIONS, EVENTS, MARKED
+from shiftstream.transforms.outputs import CONTENT_ACTIONS, DEAD_LETTERS, DECISIONS, EVENTS, MARKED, Outcome
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
@@ -212,8 +212,6 @@ def _content_actions(cfg: Config, outcomes) -> list[dict]:
 def learner_from(cfg: Config, outcomes) -> Learner:
     """The learner of a bounded run: every outcome folded (the chain is a function of the outcome set, so it is
     the one the reference runner built incrementally), every version sealed."""
-    from shiftstream.transforms.outputs import Outcome
-
     c = cfg.content
     learner = Learner(c, c.epoch)
     for o in outcomes:
@@ -250,7 +248,8 @@ class ShiftstreamCore(beam.PTransform):
         else:
             _ = outs.rows | "WriteDecisions" >> beam.ParDo(write)
             actions = None
-        return {"late": outs[LATE], "rows": outs.rows, "content_actions": actions}
+        return {"late": outs[LATE], "rows": outs.rows, "content_actions": actions,
+                "outcomes": outs[OUTCOMES] if self.cfg.content.slots else None}
 
 
 def build(pipeline, cfg: Config, inputs: list[str], key: bytes, out_dir: str, models_dir: str | None = None):
@@ -259,6 +258,8 @@ def build(pipeline, cfg: Config, inputs: list[str], key: bytes, out_dir: str, mo
             | "ReadEvents" >> beam.ParDo(ReadEvents(cfg, key)).with_outputs(DEAD, main="events"))
     core = read.events | "Core" >> ShiftstreamCore(cfg, models_dir, bounded=True)
     sides = [("dead-letters", read[DEAD]), ("late-events", core["late"])]
+    if cfg.content.slots:  # what `shiftstream experiments report` reads
+        sides.append(("outcomes", core["outcomes"] | "OutcomeRecords" >> beam.Map(lambda o: Outcome(*o)._asdict())))
     if cfg.content.thresholds:
         sides.append(("content-actions", core["content_actions"]))
     for name, pcoll in sides:

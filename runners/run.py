@@ -417,9 +417,6 @@ def main(args) -> int:
     if args.runner == "beam":
         return run_beam(args, cfg, key)
     if args.runner == "flink":
-        if cfg.content.slots:
-            raise UserError("content.slots: the PyFlink job does not choose content yet (its learner operator is "
-                            "still to come); run --runner reference or beam, or set content.slots: [] for Flink")
         return run_flink(args, cfg, key)
     privacy = _read_privacy(args.privacy, cfg)
     if args.kafka_bootstrap:

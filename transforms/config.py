@@ -193,6 +193,7 @@ class Kafka:
     decisions_topic: str = _str("decisions")
     dead_letter_topic: str = _str("dead-letters")
     late_topic: str = _str("late-events")
+    content_actions_topic: str = _str("content-actions")
     group_id: str = _str("shiftstream")
     schema_registry_url: str = _str("memory://")
     writer_schemas: tuple[str, ...] = field(default=(), metadata={"kind": "paths"})

@@ -18,19 +18,23 @@ Two PyFlink facts shape RunCore (measured here; see the README's PyFlink section
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 import uuid
 from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream import (KeyedCoProcessFunction, KeyedProcessFunction, OutputTag, ProcessFunction,
+                                RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from shiftstream.jobs.collector import Freezer
 from shiftstream.schemas import read_frames, wire_codec
 from shiftstream.transforms.core import Core
-from shiftstream.transforms.decisions import snapshot
+from shiftstream.transforms.decisions import Mark, snapshot, settled_mark
+from shiftstream.transforms.learning import Learner
+from shiftstream.transforms.outputs import CONTENT_ACTIONS, Outcome
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
@@ -45,6 +49,8 @@ from ..writer import DecisionWriter
 MAX_WATERMARK = 2**63 - 1  # Flink's watermark at the end of input (or of a stop with drain)
 DEAD_TAG = OutputTag("dead-letters", Types.PRIMITIVE_ARRAY(Types.BYTE()))
 LATE_TAG = OutputTag("late-events", Types.PRIMITIVE_ARRAY(Types.BYTE()))
+OUTCOME_TAG = OutputTag("outcomes", Types.PICKLED_BYTE_ARRAY())          # content slots: exposures' results
+ACTION_TAG = OutputTag("content-actions", Types.PRIMITIVE_ARRAY(Types.BYTE()))  # threshold rules' changes
 
 
 def _json(record: dict) -> bytes:
@@ -116,9 +122,12 @@ class RunCore(KeyedProcessFunction):
         self.pending = ctx.get_map_state(MapStateDescriptor("pending_events", Types.STRING(),
                                                             Types.PICKLED_BYTE_ARRAY()))
         self.core = Core(self.cfg)
-        self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
-        self.sink = self.writer.sink
-        self.wire = wire_codec(self.cfg.kafka.schema_registry_url, "decision") if self.publish else None
+        # with content slots the choice needs every user's outcomes: rows go on to `Decide`, which writes
+        self.content = bool(self.cfg.content.slots)
+        self.writer = None if self.content else DecisionWriter.for_config(self.cfg, self.models_dir)
+        self.sink = self.writer.sink if self.writer is not None else None
+        self.wire = wire_codec(self.cfg.kafka.schema_registry_url, "decision") \
+            if self.publish and not self.content else None
         self.rows: dict = {}          # user key -> its live state, to be rendered in the next micro-batch
         self.armed: dict = {}         # user key -> the flush timer this instance registered for it
         self.timer_at: dict = {}      # user key -> the event-time timer this instance registered last
@@ -128,7 +137,8 @@ class RunCore(KeyedProcessFunction):
         self.batch = self.cfg.batching.micro_batch_size
         self.counts = Counts()
         self.marks: dict = {}         # user key -> its state, whose written decision became more settled
-        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled), self.counts)
+        self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled,
+                                         outcome=self._outcome if self.content else None), self.counts)
         self._out: list = []          # what the outlets produced during one dispatch, yielded after it
         self._ctx = None
         self.freezer = Freezer(self.cfg.engine.gc_freeze_interval)  # no collector pause over the cached states
@@ -194,6 +204,8 @@ class RunCore(KeyedProcessFunction):
         self._arm(key)
 
     def _arm(self, key):
+        if self.content:  # nothing waits here: rows go on to Decide in the same call
+            return
         if key not in self.armed:  # the timer is checkpointed with the state: see the module doc
             # a decision waits at most the flush interval (on a 10 ms grid, so timers coalesce)
             ts = self._ctx.timer_service()
@@ -205,13 +217,21 @@ class RunCore(KeyedProcessFunction):
     def _late(self, record):
         self._out.append((LATE_TAG, _json(record)))
 
+    def _outcome(self, o):
+        self._out.append((OUTCOME_TAG, tuple(o)))
+
     def _emit(self, st, outs, ctx):
         self._ctx = ctx
         self.dispatch(outs, st)
         if self._out:
             yield from self._out
             self._out = []
-        if len(self.rows) >= self.batch:
+        if self.content:
+            # rows go on at once, in the call that changed the state: every row then reaches Decide before the
+            # watermark after it does, so Decide's watermark bounds what it can still be asked (see Decide)
+            if self.rows or self.marks:
+                yield from self._pass_on()
+        elif len(self.rows) >= self.batch:
             yield from self._flush()
 
     # -- Flink's calls -----------------------------------------------------------------------------------------
@@ -261,7 +281,20 @@ class RunCore(KeyedProcessFunction):
         if final and (self.rows or self.marks):  # no processing-time timer fires after the end of input
             yield from self._flush()
 
+    def _pass_on(self):
+        """Content mode: the due rows and settled marks, as one record for Decide."""
+        cfg = self.cfg
+        rows = [snapshot(st, key, cfg) if type(st) is UserState else st for key, st in self.rows.items()]
+        marks = {key: (m if type(m) is Mark else settled_mark(m)) for key, m in self.marks.items()
+                 if key not in self.rows}
+        self.rows, self.marks = {}, {}
+        yield pickle.dumps((rows, marks), protocol=pickle.HIGHEST_PROTOCOL)
+
     def _flush(self):
+        if self.content:
+            if self.rows or self.marks:
+                yield from self._pass_on()
+            return
         rendered = self.rows
         if self.rows:
             cfg = self.cfg
@@ -284,8 +317,139 @@ class RunCore(KeyedProcessFunction):
             return
         # Rows still buffered here had no final timer to publish them: they reach Redis, not the topic
         # (the outputs are closed by now). A drain or the end of input publishes through on_timer first.
-        for _ in self._flush():
-            pass
-        self.sink.close()
+        if self.sink is not None:
+            for _ in self._flush():
+                pass
+            self.sink.close()
         self.freezer.close()
         write_counts(self.counts, self.counts_dir, "core")
+
+
+class Decide(KeyedCoProcessFunction):
+    """Content mode (slots configured): renders, chooses and writes every decision, with a replica of the learner.
+
+    Input 1: RunCore's rows and settled marks (one record per RunCore call that made any). Input 2: every
+    outcome, from every RunCore subtask. One instance (keyed by a constant), so the learner is one. Why it is
+    exact: a RunCore subtask emits an outcome closing at `at` from the timer the watermark `at` fired, before it
+    forwards that watermark; so when this operator's watermark (the least of its inputs') passes `v * epoch - 1`,
+    every outcome before version v is here, and the replica seals v as the reference runner's learner does. A row
+    comes from the call that changed its state, so its `decided_at` is after the watermark RunCore had forwarded:
+    once this operator's watermark passed a time, no row as of an earlier time can still come (the chain is pruned
+    below that). A row whose version is not sealed yet is written from the latest sealed snapshot, kept, and
+    written again from its own when an event-time timer at that version's start fires.
+
+    In keyed state: the replica (as of its last seal), the outcomes since, and the rows waiting for a version."""
+
+    def __init__(self, cfg, models_dir: str | None, publish: bool, counts_dir: str | None = None):
+        self.cfg, self.models_dir, self.publish, self.counts_dir = cfg, models_dir, publish, counts_dir
+
+    def open(self, ctx: RuntimeContext):
+        self.learned = ctx.get_state(ValueStateDescriptor("learner", Types.PICKLED_BYTE_ARRAY()))
+        self.unfolded = ctx.get_map_state(MapStateDescriptor("outcomes_since", Types.STRING(),
+                                                             Types.PICKLED_BYTE_ARRAY()))
+        self.waiting_state = ctx.get_map_state(MapStateDescriptor("waiting_rows", Types.STRING(),
+                                                                  Types.PICKLED_BYTE_ARRAY()))
+        c = self.cfg.content
+        self.learner = Learner(c, c.epoch)
+        self.epoch = c.epoch
+        self.writer = DecisionWriter.for_config(self.cfg, self.models_dir)
+        self.chooser = self.writer.renderer.chooser
+        self.delay = self.chooser.delay
+        self.sink = self.writer.sink
+        self.wire = wire_codec(self.cfg.kafka.schema_registry_url, "decision") if self.publish else None
+        self.waiting: dict = {}       # user key -> its latest row, written from an older snapshot than it wants
+        self.timers: set = set()
+        self.counts = Counts()
+        self.restored = False
+
+    def _restore(self):
+        """Once, in the first call (keyed state is readable only there): the replica and the waiting rows."""
+        self.restored = True
+        d = self.learned.value()
+        if d is not None:
+            self.learner.restore(d)
+        for raw in self.unfolded.values():
+            self.learner.add(Outcome(*raw))
+        for key, row in self.waiting_state.items():
+            self.waiting[key] = row
+
+    def _seal(self, ctx):
+        wm = ctx.timer_service().current_watermark()
+        final = wm >= MAX_WATERMARK
+        if self.learner.seal(END_OF_TIME if final else wm) is None:
+            return
+        self.learned.update(self.learner.to_dict())
+        self.unfolded.clear()
+        for a in self.learner.take_actions():
+            self.counts.inc(CONTENT_ACTIONS)
+            yield ACTION_TAG, _json(a.to_dict())
+        if not self.waiting:  # nothing waits for an older version: no row as of before wm can still come
+            self.learner.prune(wm, self.delay)
+
+    def _write(self, rows):
+        chooser = self.chooser
+        decisions = self.writer.write_rendered(rows, self.learner)
+        self.counts.inc(DECISIONS, len(decisions))
+        for r in rows:
+            if r.key in chooser.stale:
+                self.waiting[r.key] = r
+                self.waiting_state.put(r.key, r)
+            elif r.key in self.waiting:
+                del self.waiting[r.key]
+                self.waiting_state.remove(r.key)
+        if self.wire is not None:
+            encode = self.wire.encode
+            for d in decisions:
+                yield encode(d)
+
+    def _await(self, ctx):
+        """An event-time timer at the start of every version a waiting row wants."""
+        for key, want in self.chooser.stale.items():
+            at = want * self.epoch - 1
+            if at not in self.timers:
+                ctx.timer_service().register_event_time_timer(at)
+                self.timers.add(at)
+
+    def process_element1(self, value, ctx):
+        if not self.restored:
+            self._restore()
+        yield from self._seal(ctx)
+        rows, marks = pickle.loads(value)
+        if rows:
+            yield from self._write(rows)
+        if marks:
+            for key, m in marks.items():  # a waiting row is written again later: with these settled fields
+                w = self.waiting.get(key)
+                if w is not None:
+                    w = w._replace(settled_through=m.settled_through, provisional=m.provisional)
+                    self.waiting[key] = w
+                    self.waiting_state.put(key, w)
+            self.counts.inc(MARKED, self.writer.mark(marks))
+        self.sink.flush()
+        self._await(ctx)
+
+    def process_element2(self, value, ctx):
+        if not self.restored:
+            self._restore()
+        o = Outcome(*value)
+        self.learner.add(o)
+        self.unfolded.put(f"{o.at}:{o.event_id}:{o.slot}", tuple(o))
+
+    def on_timer(self, timestamp, ctx):
+        if not self.restored:
+            self._restore()
+        self.timers.discard(timestamp)
+        yield from self._seal(ctx)
+        stale, sealed = self.chooser.stale, self.learner.sealed
+        due = [self.waiting[k] for k, v in list(stale.items()) if v <= sealed and k in self.waiting]
+        for r in due:
+            stale.pop(r.key, None)
+        if due:
+            yield from self._write(due)
+            self.sink.flush()
+        self._await(ctx)
+
+    def close(self):
+        if hasattr(self, "sink"):
+            self.sink.close()
+            write_counts(self.counts, self.counts_dir, "decide")

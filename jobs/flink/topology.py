@@ -5,6 +5,10 @@
     -> Flink watermarks from the arrival watermarks (outliers cannot move them), with idleness -> key by user
     -> RunCore (alone in its task; see functions) -> decisions (Avro, wire format) on the main output, late events
     -> Kafka topics for decisions, dead letters and late events (file runs collect the last two to JSON lines)
+
+With content slots, RunCore passes its rows on instead of writing them, and its outcomes go out on a side output;
+both meet, keyed by a constant, in Decide (one learner, sealed by the watermark: see functions.Decide), which
+chooses, writes and publishes; the threshold rules' actions are its side output.
 """
 from __future__ import annotations
 
@@ -21,6 +25,16 @@ from .environment import environment
 
 
 @dataclass(frozen=True)
+class Streams:
+    """What `build` wires: decisions (wire format) and the side outputs, each a byte stream (None: not in this job)."""
+    decisions: object
+    dead: object
+    late: object
+    actions: object = None    # threshold rules' actions, JSON (content.thresholds)
+    outcomes: object = None   # exposures' results, pickled tuples (content.slots)
+
+
+@dataclass(frozen=True)
 class FramesInput:
     """A bounded run over a .frames file (wire-format messages, in file order)."""
     path: str
@@ -28,14 +42,10 @@ class FramesInput:
 
 def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: bool = True,
           counts_dir: str | None = None):
-    """Wire the job onto env. Returns (decisions, dead letters, late events) as byte streams."""
+    """Wire the job onto env; returns its `Streams`."""
     from pyflink.common import Duration, Types, WatermarkStrategy
 
-    from .functions import DEAD_TAG, LATE_TAG, Decode, EventTime, RunCore
-
-    if cfg.content.slots:
-        raise ValueError("content.slots: the PyFlink job does not choose content yet (its learner operator is still "
-                         "to come); use the reference or Beam runner")
+    from .functions import ACTION_TAG, DEAD_TAG, LATE_TAG, OUTCOME_TAG, Decide, Decode, EventTime, RunCore
 
     if isinstance(source, FramesInput):
         from pyflink.datastream.connectors.number_seq import NumberSequenceSource
@@ -55,10 +65,20 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
     strategy = WatermarkStrategy.for_monotonous_timestamps() \
         .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
     timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
+    content = bool(cfg.content.slots)
     core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \
-        .process(RunCore(cfg, models_dir, publish, counts_dir), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
+        .process(RunCore(cfg, models_dir, publish, counts_dir),
+                 output_type=Types.PICKLED_BYTE_ARRAY() if content else Types.PRIMITIVE_ARRAY(Types.BYTE())) \
         .uid("core").name("core").disable_chaining()
-    return core, decoded.get_side_output(DEAD_TAG), core.get_side_output(LATE_TAG)
+    late = core.get_side_output(LATE_TAG)
+    if not content:
+        return Streams(core, decoded.get_side_output(DEAD_TAG), late)
+    outcomes = core.get_side_output(OUTCOME_TAG)
+    decided = core.connect(outcomes).key_by(lambda r: 0, lambda o: 0, key_type=Types.INT()) \
+        .process(Decide(cfg, models_dir, publish, counts_dir), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
+        .set_parallelism(1).uid("decide").name("decide").disable_chaining()
+    return Streams(decided, decoded.get_side_output(DEAD_TAG), late,
+                   decided.get_side_output(ACTION_TAG) if cfg.content.thresholds else None, outcomes)
 
 
 def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = None, mode: str = "thread",
@@ -69,26 +89,40 @@ def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="shiftstream-counts-") as counts_dir:
-        _, dead, late = build(env, cfg, key, FramesInput(path), models_dir, publish=False, counts_dir=counts_dir)
-        lines: dict[str, list[str]] = {"dead": [], "late": []}
-        for tag, line in _collect(dead, late):
+        s = build(env, cfg, key, FramesInput(path), models_dir, publish=False, counts_dir=counts_dir)
+        lines: dict[str, list[str]] = {"dead": [], "late": [], "actions": [], "outcomes": []}
+        for tag, line in _collect(s):
             lines[tag].append(line)
         counts = Counts()
         for f in Path(counts_dir).glob("counts-*.json"):
             counts.update(json.loads(f.read_text()))
     (out / "dead-letters.jsonl").write_text("".join(x + "\n" for x in lines["dead"]))
     (out / "late-events.jsonl").write_text("".join(x + "\n" for x in lines["late"]))
+    if s.actions is not None:
+        (out / "content-actions.jsonl").write_text("".join(x + "\n" for x in lines["actions"]))
+    if s.outcomes is not None:
+        (out / "outcomes.jsonl").write_text("".join(x + "\n" for x in lines["outcomes"]))
     return {**counts, "messages": sum(1 for _ in read_frames(path)), "mode": mode}
 
 
-def _collect(dead, late):
-    """Both side outputs through one job: tagged, unioned and collected."""
+def _outcome_json(o) -> str:
+    from shiftstream.transforms.outputs import Outcome
+
+    return json.dumps(Outcome(*o)._asdict(), separators=(",", ":"))
+
+
+def _collect(s: Streams):
+    """The side outputs through one job: tagged, unioned and collected."""
     from pyflink.common import Types
 
     t = Types.TUPLE([Types.STRING(), Types.STRING()])
-    a = dead.map(lambda x: ("dead", bytes(x).decode()), output_type=t)
-    b = late.map(lambda x: ("late", bytes(x).decode()), output_type=t)
-    with a.union(b).execute_and_collect() as results:
+    both = s.dead.map(lambda x: ("dead", bytes(x).decode()), output_type=t) \
+        .union(s.late.map(lambda x: ("late", bytes(x).decode()), output_type=t))
+    if s.actions is not None:
+        both = both.union(s.actions.map(lambda x: ("actions", bytes(x).decode()), output_type=t))
+    if s.outcomes is not None:
+        both = both.union(s.outcomes.map(lambda x: ("outcomes", _outcome_json(x)), output_type=t))
+    with both.execute_and_collect() as results:
         for r in results:
             yield r[0], r[1]
 
@@ -99,12 +133,16 @@ def job(cfg, key: bytes, source: KafkaInput, models_dir: str | None = None, mode
     Returns the environment, ready for `execute` (or `execute_async`)."""
     env = env or environment(cfg, mode, parallelism, restore_from)
     add_jars(env)
-    decisions, dead, late = build(env, cfg, key, source, models_dir, publish=True)
+    s = build(env, cfg, key, source, models_dir, publish=True)
     from ..kafka_security import java_properties
 
     k, props = cfg.kafka, java_properties(cfg)
-    decisions.sink_to(kafka_sink(source.bootstrap, k.decisions_topic, props)).uid("decisions-out").name("decisions")
-    dead.sink_to(kafka_sink(source.bootstrap, k.dead_letter_topic, props)).uid("dead-letters-out") \
+    s.decisions.sink_to(kafka_sink(source.bootstrap, k.decisions_topic, props)).uid("decisions-out") \
+        .name("decisions")
+    s.dead.sink_to(kafka_sink(source.bootstrap, k.dead_letter_topic, props)).uid("dead-letters-out") \
         .name("dead letters")
-    late.sink_to(kafka_sink(source.bootstrap, k.late_topic, props)).uid("late-out").name("late events")
+    s.late.sink_to(kafka_sink(source.bootstrap, k.late_topic, props)).uid("late-out").name("late events")
+    if s.actions is not None:
+        s.actions.sink_to(kafka_sink(source.bootstrap, k.content_actions_topic, props)).uid("content-actions-out") \
+            .name("content actions")
     return env

@@ -67,8 +67,6 @@ class Flink:
     def unsupported(self, scenario) -> str | None:
         if scenario.privacy:
             return "privacy requests on the Flink job are issue 6/6"
-        if scenario.config.get("content.slots"):
-            return "content choices on the Flink job need its learner operator (a broadcast of snapshots): not yet"
         return None
 
     def run(self, data, cfg, tmp: Path, models_dir: str | None) -> Result:

@@ -175,3 +175,61 @@ def test_a_normal_stop_is_quiet_and_leaves_a_savepoint(produced, kafka_broker, r
     assert p.returncode == 0, err[-3000:]
     assert "stopping with a savepoint" in err and "savepoint " in out
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+
+
+def test_content_choices_killed_mid_stream_and_restored_give_the_reference_runners_choices(
+        kafka_broker, redis_url, tmp_path):
+    """The content example's five slots, an experiment and threshold rules, on the deployed form: the job is
+    SIGKILLed mid-stream and restored from its latest checkpoint (the per-user operator's state and the deciding
+    operator's learner replica and waiting rows). The final Redis equals the reference runner's, choices and
+    propensities included."""
+    import threading
+
+    from shiftstream.transforms.config import load_config
+
+    example = yaml.safe_load((ROOT / "config" / "content-example.yaml").read_text())["content"]
+    example["thresholds"] = [{"name": "loose", "slot": "homepage_hero", "action": "pause_arm", "window": "12h",
+                              "baseline": "1d", "below": 5, "min_exposures": 1, "hold": "3d"}]
+    cfg_path = _config(tmp_path, "cc", checkpoint_interval="500ms")
+    data = yaml.safe_load(cfg_path.read_text())
+    data["content"] = example
+    cfg_path.write_text(yaml.safe_dump(data))
+    cfg = load_config(cfg_path)
+    sim = simulate(SimConfig(users=60, events=6000, seed=43, out_of_order=0.2, max_delay_s=90, too_late=0.01,
+                             duplicates=0.05, malformed=0.01, privacy_rate=0))
+    msgs = list(wire_messages(sim, WireCodec(MemoryRegistry(), "interaction")))
+    job, mem, _ = run_reference(msgs, cfg, messages=True)
+    reference = mem.stable()
+    assert job.summary()["events"] > 0 and all(d["content"] for d in reference.values())
+
+    create_topic(kafka_broker.bootstrap, "cc-events")
+    log = open(tmp_path / "first.log", "w")
+    p = _run(kafka_broker.bootstrap, "cc-events", redis_url, cfg_path, stdout=log, stderr=subprocess.STDOUT)
+    client = redis.Redis.from_url(redis_url)
+    producer = threading.Thread(target=lambda: produce(sim, kafka_broker.bootstrap, "cc-events", "cc-privacy",
+                                                       rate=400, progress=False))
+
+    def completed():
+        return {str(m.parent) for m in (tmp_path / "checkpoints").glob("*/chk-*/_metadata")}
+
+    try:
+        deadline = time.monotonic() + 240
+        while not completed():
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.2)
+        before = completed()
+        producer.start()
+        while len(completed() - before) < 2 or client.dbsize() == 0:
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.1)
+        assert producer.is_alive()  # mid-stream
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        log.close()
+    client.close()
+    producer.join()
+    r = _run(kafka_broker.bootstrap, "cc-events", redis_url, cfg_path, "--bounded", "--from-checkpoint", "latest")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "restored from" in r.stderr
+    assert redis_decisions(redis_url) == reference
