@@ -106,17 +106,23 @@ def _keys(where: str, d: Any, known: tuple) -> dict:
     return d
 
 
+def _entry(kind: str, i: int, d: Any, known: tuple, seen: set) -> tuple[dict, str, str]:
+    """One named entry of a list: its keys checked, its name unique; (the mapping, the name, how to call it)."""
+    d = _keys(f"{kind} {i}", d, known)
+    name = _name(f"{kind} {i}: name", d.get("name"))
+    w = f"{kind} {name!r}"
+    if name in seen:
+        raise ValueError(f"{w}: defined twice")
+    seen.add(name)
+    return d, name, w
+
+
 def parse_slots(value: Any) -> tuple[Slot, ...]:
     if not isinstance(value, list):
         raise ValueError(f"expected a list of slots, got {value!r}")
     slots, seen_slots, seen_variants = [], set(), {}
     for i, d in enumerate(value):
-        d = _keys(f"slot {i}", d, _SLOT_KEYS)
-        name = _name(f"slot {i}: name", d.get("name"))
-        w = f"slot {name!r}"
-        if name in seen_slots:
-            raise ValueError(f"{w}: defined twice")
-        seen_slots.add(name)
+        d, name, w = _entry("slot", i, d, _SLOT_KEYS, seen_slots)
         vs = d.get("variants")
         if not isinstance(vs, list) or len(vs) < 1:
             raise ValueError(f"{w}: variants: expected a list of at least one {{id, category, tags}}")
@@ -172,12 +178,7 @@ def parse_experiments(value: Any) -> tuple[Experiment, ...]:
         raise ValueError(f"expected a list of experiments, got {value!r}")
     out, seen = [], set()
     for i, d in enumerate(value):
-        d = _keys(f"experiment {i}", d, _EXP_KEYS)
-        name = _name(f"experiment {i}: name", d.get("name"))
-        w = f"experiment {name!r}"
-        if name in seen:
-            raise ValueError(f"{w}: defined twice")
-        seen.add(name)
+        d, name, w = _entry("experiment", i, d, _EXP_KEYS, seen)
         arms_in = d.get("arms")
         if not isinstance(arms_in, list) or len(arms_in) < 2:
             raise ValueError(f"{w}: arms: expected a list of at least two {{name, weight, variant}}")

@@ -335,20 +335,26 @@ class Decide(KeyedCoProcessFunction):
     every outcome before version v is here, and the replica seals v as the reference runner's learner does. A row
     comes from the call that changed its state, so its `decided_at` is after the watermark RunCore had forwarded:
     once this operator's watermark passed a time, no row as of an earlier time can still come (the chain is pruned
-    below that). A row whose version is not sealed yet is written from the latest sealed snapshot, kept, and
-    written again from its own when an event-time timer at that version's start fires.
+    below that).
 
-    In keyed state: the replica (as of its last seal), the outcomes since, and the rows waiting for a version."""
+    Rows are coalesced per user into micro-batches (`batching`: a full batch or a processing-time timer after
+    `flush_interval` writes them; the end of input writes the rest). A row whose version is not sealed when it is
+    written is written from the latest sealed snapshot, kept, and written again from its own when an event-time
+    timer at that version's start fires. In keyed state, so a restore loses nothing: the replica (as of its last
+    seal) and the outcomes since, the rows and marks buffered, and the rows waiting for a version."""
 
     def __init__(self, cfg, models_dir: str | None, publish: bool, counts_dir: str | None = None):
         self.cfg, self.models_dir, self.publish, self.counts_dir = cfg, models_dir, publish, counts_dir
 
     def open(self, ctx: RuntimeContext):
+        def mapping(name):
+            return ctx.get_map_state(MapStateDescriptor(name, Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+
         self.learned = ctx.get_state(ValueStateDescriptor("learner", Types.PICKLED_BYTE_ARRAY()))
-        self.unfolded = ctx.get_map_state(MapStateDescriptor("outcomes_since", Types.STRING(),
-                                                             Types.PICKLED_BYTE_ARRAY()))
-        self.waiting_state = ctx.get_map_state(MapStateDescriptor("waiting_rows", Types.STRING(),
-                                                                  Types.PICKLED_BYTE_ARRAY()))
+        self.unfolded = mapping("outcomes_since")
+        self.waiting_state = mapping("waiting_rows")
+        self.buffered_state = mapping("buffered_rows")
+        self.marks_state = mapping("buffered_marks")
         c = self.cfg.content
         self.learner = Learner(c, c.epoch)
         self.epoch = c.epoch
@@ -358,20 +364,28 @@ class Decide(KeyedCoProcessFunction):
         self.sink = self.writer.sink
         self.wire = wire_codec(self.cfg.kafka.schema_registry_url, "decision") if self.publish else None
         self.waiting: dict = {}       # user key -> its latest row, written from an older snapshot than it wants
+        self.buffer: dict = {}        # user key -> its latest row, to be written in the next micro-batch
+        self.marks: dict = {}         # user key -> the settled fields its written decision now has
         self.timers: set = set()
+        self.armed = None             # the flush timer registered (processing time)
+        self.interval = self.cfg.batching.flush_interval
+        self.batch = self.cfg.batching.micro_batch_size
         self.counts = Counts()
         self.restored = False
 
-    def _restore(self):
-        """Once, in the first call (keyed state is readable only there): the replica and the waiting rows."""
+    def _restore(self, ctx):
+        """Once, in the first call (keyed state is readable only there): what the last checkpoint held."""
         self.restored = True
         d = self.learned.value()
         if d is not None:
             self.learner.restore(d)
         for raw in self.unfolded.values():
             self.learner.add(Outcome(*raw))
-        for key, row in self.waiting_state.items():
-            self.waiting[key] = row
+        self.waiting.update(self.waiting_state.items())
+        self.buffer.update(self.buffered_state.items())
+        self.marks.update(self.marks_state.items())
+        # the end of input (or a drain) writes what is buffered: no processing-time timer fires after it
+        ctx.timer_service().register_event_time_timer(MAX_WATERMARK - 1)
 
     def _seal(self, ctx):
         wm = ctx.timer_service().current_watermark()
@@ -383,8 +397,9 @@ class Decide(KeyedCoProcessFunction):
         for a in self.learner.take_actions():
             self.counts.inc(CONTENT_ACTIONS)
             yield ACTION_TAG, _json(a.to_dict())
-        if not self.waiting:  # nothing waits for an older version: no row as of before wm can still come
-            self.learner.prune(wm, self.delay)
+        # what any row can still ask for: no row as of before wm can still come, and those here are as of when
+        oldest = min((r.decided_at for d in (self.buffer, self.waiting) for r in d.values()), default=wm)
+        self.learner.prune(min(wm, oldest), self.delay)
 
     def _write(self, rows):
         chooser = self.chooser
@@ -402,6 +417,20 @@ class Decide(KeyedCoProcessFunction):
             for d in decisions:
                 yield encode(d)
 
+    def _flush(self, ctx):
+        yield from self._seal(ctx)  # (once per micro-batch: a row written from an older snapshot is written again)
+        rows = list(self.buffer.values())
+        if rows:
+            self.buffer = {}
+            self.buffered_state.clear()
+            yield from self._write(rows)
+        if self.marks:  # (the decisions just written carry their settled fields)
+            self.counts.inc(MARKED, self.writer.mark(self.marks, rendered={r.key for r in rows}))
+            self.marks = {}
+            self.marks_state.clear()
+        self.sink.flush()
+        self._await(ctx)
+
     def _await(self, ctx):
         """An event-time timer at the start of every version a waiting row wants."""
         for key, want in self.chooser.stale.items():
@@ -412,38 +441,52 @@ class Decide(KeyedCoProcessFunction):
 
     def process_element1(self, value, ctx):
         if not self.restored:
-            self._restore()
-        yield from self._seal(ctx)
+            self._restore(ctx)
         rows, marks = pickle.loads(value)
-        if rows:
-            yield from self._write(rows)
-        if marks:
-            for key, m in marks.items():  # a waiting row is written again later: with these settled fields
-                w = self.waiting.get(key)
-                if w is not None:
-                    w = w._replace(settled_through=m.settled_through, provisional=m.provisional)
-                    self.waiting[key] = w
-                    self.waiting_state.put(key, w)
-            self.counts.inc(MARKED, self.writer.mark(marks))
-        self.sink.flush()
-        self._await(ctx)
+        for r in rows:
+            self.buffer[r.key] = r
+            self.buffered_state.put(r.key, r)
+        for key, m in marks.items():
+            row = self.buffer.get(key)
+            if row is not None:  # not written yet: it goes out with these settled fields
+                row = row._replace(settled_through=m.settled_through, provisional=m.provisional)
+                self.buffer[key] = row
+                self.buffered_state.put(key, row)
+                continue
+            w = self.waiting.get(key)
+            if w is not None:  # written again later: with these settled fields
+                w = w._replace(settled_through=m.settled_through, provisional=m.provisional)
+                self.waiting[key] = w
+                self.waiting_state.put(key, w)
+            self.marks[key] = m
+            self.marks_state.put(key, m)
+        if len(self.buffer) >= self.batch:
+            yield from self._flush(ctx)
+        elif self.armed is None and (self.buffer or self.marks):
+            ts = ctx.timer_service()
+            due = ts.current_processing_time() + self.interval
+            ts.register_processing_time_timer(due)
+            self.armed = due
 
     def process_element2(self, value, ctx):
         if not self.restored:
-            self._restore()
+            self._restore(ctx)
         o = Outcome(*value)
         self.learner.add(o)
         self.unfolded.put(f"{o.at}:{o.event_id}:{o.slot}", tuple(o))
 
     def on_timer(self, timestamp, ctx):
         if not self.restored:
-            self._restore()
+            self._restore(ctx)
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if timestamp == self.armed:
+                self.armed = None
+            yield from self._flush(ctx)  # (a timer restored from a checkpoint: what the checkpoint buffered)
+            return
         self.timers.discard(timestamp)
-        yield from self._seal(ctx)
+        yield from self._flush(ctx)
         stale, sealed = self.chooser.stale, self.learner.sealed
         due = [self.waiting[k] for k, v in list(stale.items()) if v <= sealed and k in self.waiting]
-        for r in due:
-            stale.pop(r.key, None)
         if due:
             yield from self._write(due)
             self.sink.flush()

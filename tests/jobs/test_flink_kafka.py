@@ -40,6 +40,34 @@ def _run(bootstrap, topic, redis_url, config, *extra, timeout=300, **popen):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+def _kill_mid_stream(p, log, tmp_path, client, producer) -> int:
+    """Once the job checkpoints, start the producer; after two more checkpoints and a decision in Redis, SIGKILL
+    the whole job (client and mini-cluster JVM: a crash, not a cancel) with the producer still going. Returns
+    how many decisions Redis had then."""
+    def completed():
+        return {str(m.parent) for m in (tmp_path / "checkpoints").glob("*/chk-*/_metadata")}
+
+    try:
+        deadline = time.monotonic() + 240
+        while not completed():  # the job is up and checkpointing
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.2)
+        before = completed()
+        producer.start()
+        while len(completed() - before) < 2 or client.dbsize() == 0:
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.1)
+        assert producer.is_alive()  # mid-stream
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        log.close()
+    partial = client.dbsize()
+    client.close()
+    producer.join()
+    return partial
+
+
 @pytest.fixture(scope="module")
 def produced(kafka_broker):
     """Simulated events with every imperfection (late, duplicate, malformed), produced once to a topic."""
@@ -93,27 +121,7 @@ def test_killed_mid_stream_and_restored_from_a_checkpoint_gives_the_uninterrupte
     producer = threading.Thread(target=lambda: sent.setdefault("n", produce(
         sim, kafka_broker.bootstrap, "rec-events", "rec-privacy", rate=400, progress=False)))
 
-    def completed():
-        return {str(m.parent) for m in (tmp_path / "checkpoints").glob("*/chk-*/_metadata")}
-
-    try:
-        deadline = time.monotonic() + 240
-        while not completed():  # the job is up and checkpointing
-            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
-            time.sleep(0.2)
-        before = completed()
-        producer.start()
-        while len(completed() - before) < 2 or client.dbsize() == 0:
-            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
-            time.sleep(0.1)
-        assert producer.is_alive()  # mid-stream
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-        log.close()
-    partial = client.dbsize()
-    client.close()
-    producer.join()
+    partial = _kill_mid_stream(p, log, tmp_path, client, producer)
     r = _run(kafka_broker.bootstrap, "rec-events", redis_url, cfg, "--bounded", "--from-checkpoint", "latest")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "restored from" in r.stderr
@@ -209,26 +217,7 @@ def test_content_choices_killed_mid_stream_and_restored_give_the_reference_runne
     producer = threading.Thread(target=lambda: produce(sim, kafka_broker.bootstrap, "cc-events", "cc-privacy",
                                                        rate=400, progress=False))
 
-    def completed():
-        return {str(m.parent) for m in (tmp_path / "checkpoints").glob("*/chk-*/_metadata")}
-
-    try:
-        deadline = time.monotonic() + 240
-        while not completed():
-            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
-            time.sleep(0.2)
-        before = completed()
-        producer.start()
-        while len(completed() - before) < 2 or client.dbsize() == 0:
-            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
-            time.sleep(0.1)
-        assert producer.is_alive()  # mid-stream
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-        log.close()
-    client.close()
-    producer.join()
+    _kill_mid_stream(p, log, tmp_path, client, producer)
     r = _run(kafka_broker.bootstrap, "cc-events", redis_url, cfg_path, "--bounded", "--from-checkpoint", "latest")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "restored from" in r.stderr
