@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = esub.add_parser("report", help="lift, always-valid p-values and sample-ratio checks from a run's outcomes")
     experiments.add_arguments(c)
     c.set_defaults(func=experiments.main)
+    c = esub.add_parser("replay", help="the replay method: each slot's policy judged on logged uniformly random "
+                        "impressions (a run's outcomes)")
+    experiments.add_replay_arguments(c)
+    c.set_defaults(func=experiments.replay_main)
 
     p = sub.add_parser("deploy", help="a standalone Flink cluster on loopback, and the job on it")
     deploy.add_arguments(p)

@@ -58,6 +58,15 @@ class Arm:
     variant: str | None = None           # a fixed variant of the slot; None: the slot's policy chooses
 
 
+GUARDRAIL_METRICS = ("reward_per_exposure", "conversion_rate")
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    metric: str = "reward_per_exposure"  # reward_per_exposure (a purchase counts its value) | conversion_rate
+    max_drop: float = 0.05               # the relative drop against the control an arm may not be shown to cause
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -66,6 +75,7 @@ class Experiment:
     salt: str = ""                       # "" -> the experiment's name
     holdout: float = 0.0                 # share of users held out: they get the slot's fallback, and are counted
     enabled: bool = True
+    guardrails: tuple[Guardrail, ...] = ()  # metrics no arm may worsen beyond a tolerance (the report flags it)
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class ContentConfig:
 
 _SLOT_KEYS = ("name", "variants", "policy", "fallback", "enabled", "context", "features", "discount", "prior",
               "alpha", "epsilon", "ridge", "drift", "drift_discount", "drift_z", "drift_min")
-_EXP_KEYS = ("name", "slot", "arms", "salt", "holdout", "enabled")
+_EXP_KEYS = ("name", "slot", "arms", "salt", "holdout", "enabled", "guardrails")
 
 
 def _num(where: str, v: Any, lo: float, hi: float) -> float:
@@ -196,9 +206,20 @@ def parse_experiments(value: Any) -> tuple[Experiment, ...]:
         salt = d.get("salt", "")
         if not isinstance(salt, str):
             raise ValueError(f"{w}: salt: expected a string, got {salt!r}")
+        guards = d.get("guardrails", [])
+        if not isinstance(guards, list):
+            raise ValueError(f"{w}: guardrails: expected a list of {{metric, max_drop}}, got {guards!r}")
+        rails = []
+        for j, g in enumerate(guards):
+            g = _keys(f"{w}: guardrail {j}", g, ("metric", "max_drop"))
+            metric = g.get("metric", "reward_per_exposure")
+            if metric not in GUARDRAIL_METRICS:
+                raise ValueError(f"{w}: guardrail {j}: metric: must be one of {', '.join(GUARDRAIL_METRICS)}, "
+                                 f"got {metric!r}")
+            rails.append(Guardrail(metric, _num(f"{w}: guardrail {j}: max_drop", g.get("max_drop", 0.05), 0.0, 1.0)))
         out.append(Experiment(name, _name(f"{w}: slot", d.get("slot")), tuple(arms), salt,
                               _num(f"{w}: holdout", d.get("holdout", 0.0), 0.0, 0.5),
-                              _flag(f"{w}: enabled", d.get("enabled", True))))
+                              _flag(f"{w}: enabled", d.get("enabled", True)), tuple(rails)))
     return tuple(out)
 
 

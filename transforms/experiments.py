@@ -9,7 +9,10 @@ Statistics (`report`), from per-arm counts of exposures, conversions (exposures 
 - an always-valid p-value (mixture SPRT, Johari et al. 2017, normal mixture of variance `tau2` on the difference),
   valid under continuous monitoring: checking after every event keeps the false-positive rate at alpha;
 - a sample-ratio-mismatch check: Pearson's chi-square of exposed users per arm against the configured weights
-  (warn at p < 0.01, alert at p < 0.001): a broken assignment shows here before it biases the lift.
+  (warn at p < 0.01, alert at p < 0.001): a broken assignment shows here before it biases the lift;
+- guardrails: metrics an arm must not worsen by more than `max_drop` of the control's value (reward per exposure,
+  or conversion rate): `breached` when the 95% interval of the arm's difference lies wholly below that
+  tolerance, `at_risk` when only its estimate does, `ok` otherwise.
 """
 from __future__ import annotations
 
@@ -112,18 +115,46 @@ class Sequential:
         return self.p
 
 
+def _mean_var(metric: str, c) -> tuple[float, float, float]:
+    """(n, mean, variance) of a guardrail metric per exposure from an arm's counts."""
+    n = c[0]
+    if not n:
+        return 0, 0.0, 0.0
+    if metric == "conversion_rate":
+        m = c[1] / n
+        return n, m, m * (1 - m)
+    m = c[2] / n
+    ss = c[4] if len(c) > 4 else c[2]  # (without squares: rewards of 1)
+    return n, m, max(ss / n - m * m, 0.0)
+
+
+def guardrail(g, control, arm) -> dict:
+    """One guardrail for an arm against the control: the difference with its 95% interval, and the status."""
+    n0, m0, v0 = _mean_var(g.metric, control)
+    n1, m1, v1 = _mean_var(g.metric, arm)
+    out = {"metric": g.metric, "max_drop": g.max_drop, "control": m0, "arm": m1}
+    if not n0 or not n1:
+        return {**out, "status": "no_data"}
+    diff = m1 - m0
+    se = math.sqrt(v0 / n0 + v1 / n1)
+    lo, hi = diff - 1.959963984540054 * se, diff + 1.959963984540054 * se
+    floor = -g.max_drop * m0
+    status = "breached" if hi < floor else "at_risk" if diff < floor else "ok"
+    return {**out, "diff": diff, "diff_ci95": [lo, hi], "tolerance": floor, "status": status}
+
+
 def report(exp: Experiment, counts: dict, alpha: float = 0.05, p_min: dict | None = None) -> dict:
     """The experiment's report as plain data (the CLI prints it; the dashboard reads it as JSON).
 
-    counts: {arm: [exposures, conversions, reward_sum, users]}; p_min: {arm: the running minimum p kept in
-    stream} (None: the p-value at these counts only)."""
+    counts: {arm: [exposures, conversions, reward_sum, users, reward_sum_of_squares]}; p_min: {arm: the running
+    minimum p kept in stream} (None: the p-value at these counts only)."""
     arms = [a.name for a in exp.arms]
     rows = []
-    c0 = counts.get(arms[0], [0, 0, 0.0, 0])
+    c0 = counts.get(arms[0], [0, 0, 0.0, 0, 0.0])
     n0, x0 = c0[0], c0[1]
     r0 = x0 / n0 if n0 else 0.0
     for a in arms + ([HOLDOUT] if exp.holdout else []):
-        n, x, rs, users = counts.get(a, [0, 0, 0.0, 0])
+        n, x, rs, users = counts.get(a, [0, 0, 0.0, 0, 0.0])[:4]
         rate = x / n if n else 0.0
         row = {"arm": a, "exposures": n, "conversions": x, "rate": rate, "reward_per_exposure": rs / n if n else 0.0,
                "users": users}
@@ -139,6 +170,8 @@ def report(exp: Experiment, counts: dict, alpha: float = 0.05, p_min: dict | Non
                 p = min(p, p_min[a])
             row["p_always_valid"] = p
             row["significant"] = p < alpha
+            if exp.guardrails:
+                row["guardrails"] = [guardrail(g, c0, counts.get(a)) for g in exp.guardrails]
         rows.append(row)
     users = [counts.get(a.name, [0, 0, 0.0, 0])[3] for a in exp.arms]
     weights = [a.weight for a in exp.arms]

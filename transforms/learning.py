@@ -36,7 +36,7 @@ class Learner:
         self.chain: list = []          # [(epoch e, {slot: {context: stats}})], F_e for epochs with outcomes
         self.buffer: dict = {}         # epoch -> [Outcome] not folded yet
         self.sealed: int | None = None  # every outcome closing before sealed * epoch is folded
-        self.exp: dict = {}            # experiment -> arm -> [exposures, conversions, reward_sum, users]
+        self.exp: dict = {}            # experiment -> arm -> [exposures, conversions, reward_sum, users, reward sq]
         # threshold rules over windowed metrics, judged as versions seal; their changes wait in `actions`
         self.thresholds = Thresholds(content.thresholds, content.slots, epoch) if content.thresholds else None
         self.actions: list = []
@@ -50,11 +50,12 @@ class Learner:
         self.buffer.setdefault(e, []).append(o)
         exp = self.experiments.get(o.slot)
         if exp is not None and o.arm is not None:
-            c = self.exp.setdefault(exp.name, {}).setdefault(o.arm, [0, 0, 0.0, 0])
+            c = self.exp.setdefault(exp.name, {}).setdefault(o.arm, [0, 0, 0.0, 0, 0.0])
             c[0] += 1
             c[1] += o.reward > 0
             c[2] += o.reward
             c[3] += o.first
+            c[4] += o.reward * o.reward
 
     def seal(self, watermark: int) -> int | None:
         """Fold every outcome closing at or before the watermark's epoch start; returns the version now sealed

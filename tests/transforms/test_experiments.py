@@ -81,3 +81,21 @@ def test_a_planted_sample_ratio_mismatch_is_flagged():
     assert broken["srm"]["level"] == "alert"
     mild = report(exp, {"a": [10000, 1000, 0.0, 5000], "b": [9400, 940, 0.0, 4740]})
     assert mild["srm"]["level"] == "warn"
+
+
+def test_a_guardrail_flags_an_arm_that_costs_reward_while_its_conversion_rate_holds():
+    exp = parse_experiments([{"name": "g", "slot": "s", "arms": [{"name": "control"}, {"name": "cheap"}],
+                              "guardrails": [{"metric": "reward_per_exposure", "max_drop": 0.05},
+                                             {"metric": "conversion_rate", "max_drop": 0.05}]}])[0]
+    # 20,000 exposures each, 10% convert in both; the control's conversions are purchases worth 5 half the time,
+    # the cheap arm's are clicks only: the same conversion rate, 40% less reward per exposure
+    control = [20_000, 2_000, 1_000 * 5.0 + 1_000 * 1.0, 10_000, 1_000 * 25.0 + 1_000 * 1.0]
+    cheap = [20_000, 2_000, 2_000 * 1.0, 10_000, 2_000 * 1.0]
+    r = report(exp, {"control": control, "cheap": cheap})
+    reward, conversion = r["arms"][1]["guardrails"]
+    assert reward["status"] == "breached" and reward["diff_ci95"][1] < reward["tolerance"]
+    assert conversion["status"] == "ok"
+    same = report(exp, {"control": control, "cheap": list(control)})
+    assert [g["status"] for g in same["arms"][1]["guardrails"]] == ["ok", "ok"]
+    thin = report(exp, {"control": [40, 4, 12.0, 20, 52.0], "cheap": [40, 4, 4.0, 20, 4.0]})
+    assert thin["arms"][1]["guardrails"][0]["status"] == "at_risk"  # worse, but too few exposures to be sure
