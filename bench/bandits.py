@@ -59,8 +59,8 @@ class Stream:
 
 class Ours:
     def __init__(self, name: str, **settings):
-        self.name = f"shiftstream {name}" + ("" if settings.get("discount", 1.0) == 1.0 else
-                                             f" (discount {settings['discount']})") + \
+        self.name = f"shiftstream {name}" + (" tuned" if settings.get("tuned") else "") + \
+            ("" if settings.get("discount", 1.0) == 1.0 else f" (discount {settings['discount']})") + \
             (" (no drift reset)" if settings.get("drift") is False else "")
         self.kind = name
         onehot = name == "linucb"
@@ -244,9 +244,10 @@ def main(argv=None) -> int:
     curves, results = {}, {}
     for kind in ("stationary", "shifting"):
         s = Stream(kind, args.rounds, args.seed)
-        # ours with the slot defaults (drift resets on, no fixed discount), plus Thompson without forgetting
+        # ours with the slot defaults (drift resets on, no fixed discount), plus Thompson without forgetting and
+        # UCB1-Tuned with and without
         pols = [Ours("thompson"), Ours("ucb1"), Ours("epsilon_greedy"), Ours("linucb", discount=0.97),
-                Ours("thompson", drift=False)]
+                Ours("thompson", drift=False), Ours("ucb1", tuned=True), Ours("ucb1", tuned=True, drift=False)]
         if libraries:
             pols += [Mabwiser(n, args.seed) for n in ("thompson", "ucb1", "epsilon_greedy", "linucb")]
             pols += [River(n, args.seed) for n in ("thompson", "ucb1", "epsilon_greedy")]
@@ -280,10 +281,11 @@ def main(argv=None) -> int:
         lib_ctr = max(c for n, c in ctr_s.items() if n.startswith(("MABWiser", "River")))
         print(f"stationary: our best CTR {ours_ctr:.4f} vs the libraries' best {lib_ctr:.4f} "
               f"({ours_ctr / lib_ctr - 1:+.1%}; aim >= -5%)")
-        for name in ("thompson", "ucb1"):
+        for name, lib in (("thompson", "thompson"), ("ucb1", "ucb1"), ("ucb1 tuned", "ucb1"),
+                          ("ucb1 tuned (no drift reset)", "ucb1")):
             ours = sh[f"shiftstream {name}"]
-            theirs = sh[f"MABWiser {name}"]
-            print(f"shifting: shiftstream {name} dynamic regret {ours:,.1f} vs MABWiser {name} {theirs:,.1f} "
+            theirs = sh[f"MABWiser {lib}"]
+            print(f"shifting: shiftstream {name} dynamic regret {ours:,.1f} vs MABWiser {lib} {theirs:,.1f} "
                   f"({1 - ours / theirs:.0%} lower; aim >= 30%)")
     # off-policy evaluation of a learned policy: our Thompson after the stationary stream, frozen
     learned = Ours("thompson", drift=False)

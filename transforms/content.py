@@ -40,6 +40,7 @@ class Slot:
     drift_discount: float = 0.7          # the recent statistics' discount per epoch (their memory)
     drift_z: float = 2.0                 # how many standard errors of movement count as a shift
     drift_min: float = 30.0              # recent (discounted) exposures needed before a shift can be called
+    tuned: bool = False                  # UCB1: UCB1-Tuned's variance-aware bonus
 
     @property
     def dim(self) -> int:
@@ -85,7 +86,7 @@ class ContentConfig:
 
 
 _SLOT_KEYS = ("name", "variants", "policy", "fallback", "enabled", "context", "features", "discount", "prior",
-              "alpha", "epsilon", "ridge", "drift", "drift_discount", "drift_z", "drift_min")
+              "alpha", "epsilon", "ridge", "drift", "drift_discount", "drift_z", "drift_min", "tuned")
 _EXP_KEYS = ("name", "slot", "arms", "salt", "holdout", "enabled", "guardrails")
 
 
@@ -179,7 +180,8 @@ def parse_slots(value: Any) -> tuple[Slot, ...]:
             _flag(f"{w}: drift", d.get("drift", True)),
             _num(f"{w}: drift_discount", d.get("drift_discount", 0.7), 0.01, 0.999),
             _num(f"{w}: drift_z", d.get("drift_z", 2.0), 0.5, 100.0),
-            _num(f"{w}: drift_min", d.get("drift_min", 30.0), 1.0, 1e9)))
+            _num(f"{w}: drift_min", d.get("drift_min", 30.0), 1.0, 1e9),
+            _flag(f"{w}: tuned", d.get("tuned", False))))
     return tuple(slots)
 
 

@@ -129,3 +129,11 @@ def test_thompson_probabilities_by_quadrature_match_a_large_monte_carlo(post):
     assert sum(got) == pytest.approx(1.0)
     for q, w in zip(got, wins):  # within 4 Monte Carlo standard errors
         assert abs(q - w / n) <= 4 * max(math.sqrt(q * (1 - q) / n), 1e-4)
+
+
+def test_ucb1_tuned_explores_less_than_ucb1_at_click_through_rates():
+    truth = [0.03, 0.03, 0.06, 0.03]
+    plain = run(policy("ucb1"), slot(policy_name="ucb1"), truth, 20_000, seed=3)
+    tuned = run(policy("ucb1"), slot(policy_name="ucb1", tuned=True), truth, 20_000, seed=3)
+    best = 20_000 * max(truth)
+    assert best - tuned < 0.6 * (best - plain), (plain, tuned)  # far fewer clicks lost to exploration
