@@ -33,7 +33,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import deploy, experiments, lookup, run, simulate, train
+    from . import deploy, experiments, lookup, run, serve, simulate, train
     from .logs import LEVELS
 
     parser = argparse.ArgumentParser(prog="shiftstream", description="Real-time personalization as stream jobs.")
@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "impressions (a run's outcomes)")
     experiments.add_replay_arguments(c)
     c.set_defaults(func=experiments.replay_main)
+
+    p = sub.add_parser("serve", help="the decision API over HTTP (loopback by default)")
+    serve.add_arguments(p)
+    p.set_defaults(func=serve.main)
 
     p = sub.add_parser("deploy", help="a standalone Flink cluster on loopback, and the job on it")
     deploy.add_arguments(p)

@@ -230,6 +230,13 @@ class Privacy:
 
 
 @dataclass(frozen=True)
+class Serve:
+    host: str = _str("127.0.0.1")
+    port: int = _int(8080, 1)
+    redis_timeout: int = _dur("50ms", 1)
+
+
+@dataclass(frozen=True)
 class Config:
     """All settings; sections mirror the YAML file's top-level keys."""
 
@@ -250,6 +257,7 @@ class Config:
     kafka: Kafka = Kafka()
     engine: Engine = Engine()
     privacy: Privacy = Privacy()
+    serve: Serve = Serve()
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with whole sections or dotted keys changed: `cfg.replace(**{"redis.url": "redis://..."})`."""
