@@ -4,6 +4,11 @@
                                   freshness; a fallback decision (each slot's configured fallback) when there is
                                   none, or when Redis is slow (`serve.redis_timeout`) or down, flagged as such:
                                   never a 500 for a missing user
+    POST /v1/events               a site's tag sends a batch of interaction events as JSON ({"events": [...]} or a
+                                  list): each is checked against the Avro contract and produced to the events
+                                  topic in the wire format; 202 with the accepted count and an error per bad
+                                  event (its index and what is wrong). Needs `Authorization: Bearer <key>`
+                                  (`serve.api_key_env`) and `--kafka-bootstrap`
     GET /healthz                  the process answers
     GET /readyz                   Redis answers within the timeout (503 otherwise)
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import os
 import socket
 import time
@@ -35,6 +41,7 @@ def add_arguments(p) -> None:
     p.add_argument("--redis-url", help="overrides redis.url")
     p.add_argument("--host", help="address to listen on (default: serve.host, loopback)")
     p.add_argument("--port", type=int, help="port (default: serve.port)")
+    p.add_argument("--kafka-bootstrap", help="the broker POST /v1/events produces to (its topic: kafka.events_topic)")
 
 
 def _json(body, status: int = 200):
@@ -53,8 +60,78 @@ def fallback_decision(cfg, user_key: str, why: str) -> dict:
             "actions": [], "freshness": None}
 
 
-def app(cfg, key: bytes, clock=time.time):
-    """The ASGI application (a Starlette app) for a config and pseudonym key."""
+class Events:
+    """What POST /v1/events does with a batch: check each event against the interaction schema, encode it in the
+    wire format and hand it to the producer. Returns (accepted, [{index, error}])."""
+
+    def __init__(self, cfg, producer, topic: str):
+        from fastavro.validation import validate
+
+        from shiftstream.schemas import codec, wire_codec
+
+        self.validate = validate
+        self.schema = codec("interaction")._parsed
+        self.wire = wire_codec(cfg.kafka.schema_registry_url, "interaction", cfg.kafka.writer_schemas)
+        self.producer, self.topic = producer, topic
+        self.failed = 0  # deliveries the broker refused (after librdkafka's retries)
+
+    def _delivered(self, err, msg):
+        if err is not None:
+            self.failed += 1
+
+    def __call__(self, events: list) -> tuple[int, list]:
+        from fastavro.validation import ValidationError
+
+        errors, accepted = [], 0
+        for i, ev in enumerate(events):
+            if not isinstance(ev, dict):
+                errors.append({"index": i, "error": f"expected an event object, got {type(ev).__name__}"})
+                continue
+            unknown = sorted(set(ev) - {f["name"] for f in self.schema["fields"]})
+            if unknown:
+                errors.append({"index": i, "error": f"{unknown[0]}: not a field of the interaction schema"})
+                continue
+            try:
+                self.validate(ev, self.schema, raise_errors=True)
+            except ValidationError as exc:
+                errors.append({"index": i, "error": _field_error(exc)})
+                continue
+            self.producer.produce(self.topic, self.wire.encode(ev), on_delivery=self._delivered)
+            accepted += 1
+        self.producer.poll(0)
+        return accepted, errors
+
+
+def _field_error(exc) -> str:
+    """fastavro's validation message as "<field>: expected <type>, got <value>"."""
+    import ast
+    import json
+    import re
+
+    text = str(exc)
+    try:
+        text = json.loads(exc.args[0])[0] if exc.args and isinstance(exc.args[0], str) else text
+    except (ValueError, IndexError, TypeError):
+        pass
+    m = re.match(r"^Field\(([\w.]+)\) is None expected (.*)$", text)
+    if m:
+        return f"{m.group(1).split('.')[-1]}: required (expected {m.group(2)})"
+    m = re.match(r"^([\w.]+) is <(.*)> of type <class '(\w+)'> expected (.*)$", text, re.S)
+    if m:
+        name, value, got, want = m.groups()
+        try:
+            w = ast.literal_eval(want)
+            want = f"one of {', '.join(w['symbols'])}" if isinstance(w, dict) and "symbols" in w else \
+                (w.get("type") if isinstance(w, dict) else want)
+        except (ValueError, SyntaxError):
+            pass
+        return f"{name.split('.')[-1]}: expected {want}, got {got} {value[:60]!r}"
+    return text[:300]
+
+
+def app(cfg, key: bytes, clock=time.time, producer=None):
+    """The ASGI application (a Starlette app) for a config and pseudonym key; `producer` (a confluent-kafka
+    Producer) takes POST /v1/events (None: that endpoint answers 503)."""
     import redis.asyncio as aioredis
     from starlette.applications import Starlette
     from starlette.routing import Route
@@ -91,6 +168,37 @@ def app(cfg, key: bytes, clock=time.time):
                           "provisional_events": d["provisional"]}
         return _json(d)
 
+    events_in = Events(cfg, producer, cfg.kafka.events_topic) if producer is not None else None
+    api_key = os.environ.get(cfg.serve.api_key_env) or None
+
+    async def post_events(request):
+        if api_key is None:
+            return _json({"error": f"writes are off: set ${cfg.serve.api_key_env} to the API key callers send "
+                                   "as `Authorization: Bearer <key>`"}, 503)
+        given = request.headers.get("authorization", "")
+        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), api_key.encode())):
+            return _json({"error": "authorization: expected `Bearer <API key>`"}, 401)
+        if events_in is None:
+            return _json({"error": "no Kafka to produce to: start `shiftstream serve --kafka-bootstrap HOST:PORT`"},
+                         503)
+        limit = cfg.serve.max_body
+        if int(request.headers.get("content-length") or 0) > limit:
+            return _json({"error": f"body: more than {limit:,} bytes"}, 413)
+        body = await request.body()
+        if len(body) > limit:
+            return _json({"error": f"body: more than {limit:,} bytes"}, 413)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _json({"error": f"body: not JSON ({exc})"}, 400)
+        events = data.get("events") if isinstance(data, dict) else data
+        if not isinstance(events, list):
+            return _json({"error": "events: expected a list of interaction events"}, 400)
+        if len(events) > cfg.serve.max_events:
+            return _json({"error": f"events: more than {cfg.serve.max_events:,} in one request"}, 413)
+        accepted, errors = events_in(events)
+        return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
+
     async def healthz(request):
         return _json({"status": "ok"})
 
@@ -104,11 +212,14 @@ def app(cfg, key: bytes, clock=time.time):
     async def not_found(request, exc):
         return _json({"error": f"no such resource: {request.url.path}"}, exc.status_code)
 
-    routes = [Route("/v1/decisions/{user_id:path}", decision), Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes = [Route("/v1/decisions/{user_id:path}", decision), Route("/v1/events", post_events, methods=["POST"]),
+              Route("/healthz", healthz), Route("/readyz", readyz)]
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
         await client.aclose()
+        if producer is not None:
+            producer.flush(5)
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
 
@@ -125,7 +236,23 @@ def main(args) -> int:
     except ImportError:
         raise UserError("the API needs uvicorn and starlette: run `make setup` (they are in requirements.lock)") \
             from None
-    application = app(cfg, key)
+    producer = None
+    if args.kafka_bootstrap:
+        from confluent_kafka import Producer
+
+        from shiftstream.jobs import kafka_security
+        from shiftstream.jobs.kafka import client_config, kafka_reachable
+
+        try:
+            kafka_security.use(cfg)
+        except kafka_security.KafkaSecurityError as exc:
+            raise UserError(str(exc)) from None
+        kafka_reachable(args.kafka_bootstrap)
+        idem = cfg.serve.idempotent_producer
+        producer = Producer(client_config(args.kafka_bootstrap, **{
+            "linger.ms": 5, "acks": "all", "enable.idempotence": idem, "message.timeout.ms": 30_000,
+            **({} if idem else {"max.in.flight.requests.per.connection": 1})}))
+    application = app(cfg, key, producer=producer)
     try:  # bound here, so that a taken port is one line of ours, not the server's log
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                     reuse_port=False)

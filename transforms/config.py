@@ -234,6 +234,10 @@ class Serve:
     host: str = _str("127.0.0.1")
     port: int = _int(8080, 1)
     redis_timeout: int = _dur("50ms", 1)
+    api_key_env: str = _str("SHIFTSTREAM_API_KEY")
+    max_body: int = _int(1_048_576, 1)
+    max_events: int = _int(1000, 1)
+    idempotent_producer: bool = field(default=True, metadata={"kind": "bool"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,100 @@
+"""POST /v1/events over real HTTP into a real Kafka-protocol broker: good events reach the topic in the wire
+format (what the job reads), bad ones come back with their index and the field that is wrong, and the write
+endpoint refuses a caller without the API key."""
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shiftstream.jobs.testing import create_topic, kafka_messages
+from shiftstream.runners.local import free_port
+from shiftstream.schemas import MemoryRegistry, WireCodec
+
+pytestmark = [pytest.mark.kafka]
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "test-api-key-0123456789"
+
+
+def _post(port, body, key=KEY, raw=False):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        c.request("POST", "/v1/events", body=body if raw else json.dumps(body), headers=headers)
+        r = c.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def server(kafka_broker, redis_url, tmp_path):
+    topic = f"api-events-{free_port()}"
+    create_topic(kafka_broker.bootstrap, topic)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"kafka": {"events_topic": topic}, "redis": {"url": redis_url},
+                               "serve": {"max_events": 50}}))
+    port = free_port()
+    env = {**os.environ, "SHIFTSTREAM_API_KEY": KEY}
+    p = subprocess.Popen([sys.executable, "-m", "shiftstream.runners.cli", "serve", "--config", str(cfg), "--port",
+                          str(port), "--kafka-bootstrap", kafka_broker.bootstrap], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode()[-2000:]
+            time.sleep(0.1)
+        yield port, topic
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)  # (it flushes its producer on the way out)
+        p.wait(15)
+
+
+def _event(i, **kw):
+    return {"event_id": f"api-{i}", "user_id": f"u{i % 3}", "event_type": "page_view", "ts": 1_767_000_000_000 + i,
+            "category": "books", "device": "mobile", **kw}
+
+
+def test_good_events_reach_the_topic_in_the_wire_format_and_bad_ones_are_named(server, kafka_broker):
+    port, topic = server
+    no_id = _event(6)
+    del no_id["event_id"]
+    batch = [_event(0), _event(1), {**_event(2), "ts": "yesterday"}, _event(3), {**_event(4), "colour": "red"},
+             "not an event", no_id]
+    status, body = _post(port, {"events": batch})
+    assert status == 202 and body["accepted"] == 3 and body["rejected"] == 4
+    errors = {e["index"]: e["error"] for e in body["errors"]}
+    assert errors == {2: "ts: expected long, got str 'yesterday'", 4: "colour: not a field of the interaction schema",
+                      5: "expected an event object, got str", 6: "event_id: required (expected string)"}
+    wire = WireCodec(MemoryRegistry(), "interaction")
+    deadline = time.monotonic() + 20
+    got = []
+    while len(got) < 3 and time.monotonic() < deadline:
+        got = [wire.decode(m) for m in kafka_messages(kafka_broker.bootstrap, topic)]
+        time.sleep(0.2)
+    assert sorted(e["event_id"] for e in got) == ["api-0", "api-1", "api-3"]
+    assert got[0]["category"] == "books"
+
+
+def test_writes_need_the_key_and_bad_bodies_are_400_or_413(server):
+    port, _ = server
+    assert _post(port, {"events": [_event(0)]}, key=None)[0] == 401
+    assert _post(port, {"events": [_event(0)]}, key="wrong")[0] == 401
+    status, body = _post(port, b"{not json", raw=True)
+    assert status == 400 and "not JSON" in body["error"]
+    status, body = _post(port, {"events": "nope"})
+    assert status == 400 and "events" in body["error"]
+    status, body = _post(port, {"events": [_event(i) for i in range(51)]})
+    assert status == 413 and "events" in body["error"]
