@@ -9,6 +9,9 @@
                                   topic in the wire format; 202 with the accepted count and an error per bad
                                   event (its index and what is wrong). Needs `Authorization: Bearer <key>`
                                   (`serve.api_key_env`) and `--kafka-bootstrap`
+    POST /v1/privacy              consent grants and revokes, erasure requests (one object, a list, or
+                                  {"requests": [...]}; `request_id` and `ts` filled in when left out), to the
+                                  privacy topic the job reads; the same key and answers as /v1/events
     GET /healthz                  the process answers
     GET /readyz                   Redis answers within the timeout (503 otherwise)
 
@@ -24,6 +27,7 @@ import hmac
 import os
 import socket
 import time
+import uuid
 
 import orjson
 
@@ -60,18 +64,21 @@ def fallback_decision(cfg, user_key: str, why: str) -> dict:
             "actions": [], "freshness": None}
 
 
-class Events:
-    """What POST /v1/events does with a batch: check each event against the interaction schema, encode it in the
-    wire format and hand it to the producer. Returns (accepted, [{index, error}])."""
+class Produced:
+    """What a write endpoint does with a batch: check each record against its Avro schema, encode it in the wire
+    format and hand it to the producer. Returns (accepted, [{index, error}])."""
 
-    def __init__(self, cfg, producer, topic: str):
+    def __init__(self, cfg, producer, topic: str, schema: str = "interaction", fill=None):
         from fastavro.validation import validate
 
         from shiftstream.schemas import codec, wire_codec
 
         self.validate = validate
-        self.schema = codec("interaction")._parsed
-        self.wire = wire_codec(cfg.kafka.schema_registry_url, "interaction", cfg.kafka.writer_schemas)
+        self.schema = codec(schema)._parsed
+        self.kind = schema.replace("_", " ")
+        self.fill = fill  # defaults for fields a caller may leave out: record -> record
+        self.wire = wire_codec(cfg.kafka.schema_registry_url, schema,
+                               cfg.kafka.writer_schemas if schema == "interaction" else ())
         self.producer, self.topic = producer, topic
         self.failed = 0  # deliveries the broker refused (after librdkafka's retries)
 
@@ -85,12 +92,14 @@ class Events:
         errors, accepted = [], 0
         for i, ev in enumerate(events):
             if not isinstance(ev, dict):
-                errors.append({"index": i, "error": f"expected an event object, got {type(ev).__name__}"})
+                errors.append({"index": i, "error": f"expected a JSON object ({self.kind}), got {type(ev).__name__}"})
                 continue
             unknown = sorted(set(ev) - {f["name"] for f in self.schema["fields"]})
             if unknown:
-                errors.append({"index": i, "error": f"{unknown[0]}: not a field of the interaction schema"})
+                errors.append({"index": i, "error": f"{unknown[0]}: not a field of the {self.kind} schema"})
                 continue
+            if self.fill is not None:
+                ev = self.fill(ev)
             try:
                 self.validate(ev, self.schema, raise_errors=True)
             except ValidationError as exc:
@@ -168,17 +177,24 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
                           "provisional_events": d["provisional"]}
         return _json(d)
 
-    events_in = Events(cfg, producer, cfg.kafka.events_topic) if producer is not None else None
+    events_in = Produced(cfg, producer, cfg.kafka.events_topic) if producer is not None else None
+
+    def _defaults(req):  # a request without an id or a time gets them here
+        return {"request_id": str(uuid.uuid4()), "ts": int(clock() * 1000), "source": "api", **req}
+
+    privacy_in = Produced(cfg, producer, cfg.kafka.privacy_topic, "privacy_request", _defaults) \
+        if producer is not None else None
     api_key = os.environ.get(cfg.serve.api_key_env) or None
 
-    async def post_events(request):
+    async def _write(request, sink, field: str):
+        """The write endpoints' common path: the key, the limits, the JSON, then each record to the topic."""
         if api_key is None:
             return _json({"error": f"writes are off: set ${cfg.serve.api_key_env} to the API key callers send "
                                    "as `Authorization: Bearer <key>`"}, 503)
         given = request.headers.get("authorization", "")
         if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), api_key.encode())):
             return _json({"error": "authorization: expected `Bearer <API key>`"}, 401)
-        if events_in is None:
+        if sink is None:
             return _json({"error": "no Kafka to produce to: start `shiftstream serve --kafka-bootstrap HOST:PORT`"},
                          503)
         limit = cfg.serve.max_body
@@ -191,13 +207,20 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return _json({"error": f"body: not JSON ({exc})"}, 400)
-        events = data.get("events") if isinstance(data, dict) else data
-        if not isinstance(events, list):
-            return _json({"error": "events: expected a list of interaction events"}, 400)
-        if len(events) > cfg.serve.max_events:
-            return _json({"error": f"events: more than {cfg.serve.max_events:,} in one request"}, 413)
-        accepted, errors = events_in(events)
+        records = data.get(field) if isinstance(data, dict) and field in data else \
+            [data] if isinstance(data, dict) and field == "requests" else data
+        if not isinstance(records, list):
+            return _json({"error": f"{field}: expected a list of {sink.kind} records"}, 400)
+        if len(records) > cfg.serve.max_events:
+            return _json({"error": f"{field}: more than {cfg.serve.max_events:,} in one request"}, 413)
+        accepted, errors = sink(records)
         return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
+
+    async def post_events(request):
+        return await _write(request, events_in, "events")
+
+    async def post_privacy(request):
+        return await _write(request, privacy_in, "requests")
 
     async def healthz(request):
         return _json({"status": "ok"})
@@ -213,6 +236,7 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         return _json({"error": f"no such resource: {request.url.path}"}, exc.status_code)
 
     routes = [Route("/v1/decisions/{user_id:path}", decision), Route("/v1/events", post_events, methods=["POST"]),
+              Route("/v1/privacy", post_privacy, methods=["POST"]),
               Route("/healthz", healthz), Route("/readyz", readyz)]
     @contextlib.asynccontextmanager
     async def lifespan(_app):

@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-api-key-0123456789"
 
 
-def _post(port, body, key=KEY, raw=False):
+def _post(port, body, key=KEY, raw=False, path="/v1/events"):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        c.request("POST", "/v1/events", body=body if raw else json.dumps(body), headers=headers)
+        c.request("POST", path, body=body if raw else json.dumps(body), headers=headers)
         r = c.getresponse()
         return r.status, json.loads(r.read())
     finally:
@@ -36,8 +36,10 @@ def _post(port, body, key=KEY, raw=False):
 def server(kafka_broker, redis_url, tmp_path):
     topic = f"api-events-{free_port()}"
     create_topic(kafka_broker.bootstrap, topic)
+    create_topic(kafka_broker.bootstrap, topic + "-privacy")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"kafka": {"events_topic": topic}, "redis": {"url": redis_url},
+    cfg.write_text(json.dumps({"kafka": {"events_topic": topic, "privacy_topic": topic + "-privacy"},
+                               "redis": {"url": redis_url},
                                "serve": {"max_events": 50}}))
     port = free_port()
     env = {**os.environ, "SHIFTSTREAM_API_KEY": KEY}
@@ -77,7 +79,7 @@ def test_good_events_reach_the_topic_in_the_wire_format_and_bad_ones_are_named(s
     assert status == 202 and body["accepted"] == 3 and body["rejected"] == 4
     errors = {e["index"]: e["error"] for e in body["errors"]}
     assert errors == {2: "ts: expected long, got str 'yesterday'", 4: "colour: not a field of the interaction schema",
-                      5: "expected an event object, got str", 6: "event_id: required (expected string)"}
+                      5: "expected a JSON object (interaction), got str", 6: "event_id: required (expected string)"}
     wire = WireCodec(MemoryRegistry(), "interaction")
     deadline = time.monotonic() + 20
     got = []
@@ -98,3 +100,23 @@ def test_writes_need_the_key_and_bad_bodies_are_400_or_413(server):
     assert status == 400 and "events" in body["error"]
     status, body = _post(port, {"events": [_event(i) for i in range(51)]})
     assert status == 413 and "events" in body["error"]
+
+
+def test_privacy_requests_reach_the_privacy_topic_with_an_id_and_a_time_filled_in(server, kafka_broker):
+    port, topic = server
+    reqs = [{"request_id": "r1", "user_id": "u1", "kind": "consent_revoked", "ts": 1_767_000_000_000},
+            {"user_id": "u2", "kind": "erasure"}, {"user_id": "u3", "kind": "forget_everything"}]
+    status, body = _post(port, {"requests": reqs}, path="/v1/privacy")
+    assert status == 202 and body["accepted"] == 2 and body["errors"][0]["index"] == 2
+    assert body["errors"][0]["error"].startswith("kind: expected one of consent_granted, consent_revoked, erasure")
+    assert _post(port, {"user_id": "u4", "kind": "consent_granted"}, path="/v1/privacy")[1]["accepted"] == 1
+    assert _post(port, {"user_id": "u4", "kind": "erasure"}, key=None, path="/v1/privacy")[0] == 401
+    wire = WireCodec(MemoryRegistry(), "privacy_request")
+    deadline = time.monotonic() + 20
+    got = []
+    while len(got) < 3 and time.monotonic() < deadline:
+        got = [wire.decode(m) for m in kafka_messages(kafka_broker.bootstrap, topic + "-privacy")]
+        time.sleep(0.2)
+    assert [(r["user_id"], r["kind"]) for r in got] == [("u1", "consent_revoked"), ("u2", "erasure"),
+                                                         ("u4", "consent_granted")]
+    assert got[1]["request_id"] and got[1]["ts"] > 1_767_000_000_000 and got[1]["source"] == "api"
