@@ -20,7 +20,7 @@ setup(
     install_requires=[
         "apache-flink==2.3.0", "apache-beam==2.61.0", "onnx<1.23", "onnxruntime", "confluent-kafka", "fastavro",
         "scikit-learn", "skl2onnx", "redis<6", "hiredis", "numpy<2.2", "orjson", "pyyaml", "tqdm", "noida-db",
-        "starlette", "uvicorn",
+        "starlette", "uvicorn", "prometheus-client",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "river", "matplotlib"], "bench": ["mabwiser"]},
     entry_points={"console_scripts": ["shiftstream=shiftstream.runners.cli:main"]},

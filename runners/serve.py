@@ -12,6 +12,9 @@
     POST /v1/privacy              consent grants and revokes, erasure requests (one object, a list, or
                                   {"requests": [...]}; `request_id` and `ts` filled in when left out), to the
                                   privacy topic the job reads; the same key and answers as /v1/events
+    GET /metrics                  Prometheus text: requests by route and status, latency histograms (buckets
+                                  from 0.25 ms), fallbacks by reason, Redis errors, records posted, produce
+                                  failures
     GET /healthz                  the process answers
     GET /readyz                   Redis answers within the timeout (503 otherwise)
 
@@ -64,11 +67,44 @@ def fallback_decision(cfg, user_key: str, why: str) -> dict:
             "actions": [], "freshness": None}
 
 
+BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The API's metrics, in Prometheus' conventions (prometheus-client, a registry of the app's own)."""
+
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("shiftstream_api_requests", "HTTP requests answered", ["route", "status"],
+                                registry=r)
+        self.latency = Histogram("shiftstream_api_request_seconds", "Time to answer a request (in the process)",
+                                 ["route"], buckets=BUCKETS, registry=r)
+        self.fallbacks = Counter("shiftstream_api_fallbacks", "Decisions answered with the fallback", ["reason"],
+                                 registry=r)
+        self.records = Counter("shiftstream_api_records", "Records posted to a write endpoint",
+                               ["endpoint", "result"], registry=r)
+        self.produce_failures = Counter("shiftstream_api_produce_failures",
+                                        "Records the broker refused after the producer's retries", registry=r)
+        self.redis_errors = Counter("shiftstream_api_redis_errors", "Redis reads that failed or timed out",
+                                    ["kind"], registry=r)
+
+    def timed(self, route: str, handler):
+        async def wrapped(request):
+            t0 = time.perf_counter()
+            response = await handler(request)
+            self.latency.labels(route).observe(time.perf_counter() - t0)
+            self.requests.labels(route, str(response.status_code)).inc()
+            return response
+        return wrapped
+
+
 class Produced:
     """What a write endpoint does with a batch: check each record against its Avro schema, encode it in the wire
     format and hand it to the producer. Returns (accepted, [{index, error}])."""
 
-    def __init__(self, cfg, producer, topic: str, schema: str = "interaction", fill=None):
+    def __init__(self, cfg, producer, topic: str, schema: str = "interaction", fill=None, metrics=None):
         from fastavro.validation import validate
 
         from shiftstream.schemas import codec, wire_codec
@@ -81,10 +117,13 @@ class Produced:
                                cfg.kafka.writer_schemas if schema == "interaction" else ())
         self.producer, self.topic = producer, topic
         self.failed = 0  # deliveries the broker refused (after librdkafka's retries)
+        self.metrics = metrics
 
     def _delivered(self, err, msg):
         if err is not None:
             self.failed += 1
+            if self.metrics is not None:
+                self.metrics.produce_failures.inc()
 
     def __call__(self, events: list) -> tuple[int, list]:
         from fastavro.validation import ValidationError
@@ -155,6 +194,13 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         kwargs.update(ssl=True, ssl_ca_certs=r.ca_file)
     client = aioredis.Redis(**kwargs)
     pseudonymise = Pseudonymiser(key)
+    metrics = Metrics()
+
+    def fallback(k, why):
+        metrics.fallbacks.labels(why).inc()
+        if why != "no_decision":
+            metrics.redis_errors.labels(why).inc()
+        return _json(fallback_decision(cfg, k, why))
     prefix = r.key_prefix
 
     async def decision(request):
@@ -165,11 +211,11 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         try:
             h = await asyncio.wait_for(client.hgetall(prefix + k), r_timeout)
         except asyncio.TimeoutError:
-            return _json(fallback_decision(cfg, k, "redis_timeout"))
+            return fallback(k, "redis_timeout")
         except (OSError, aioredis.RedisError):
-            return _json(fallback_decision(cfg, k, "redis_unavailable"))
+            return fallback(k, "redis_unavailable")
         if not h:
-            return _json(fallback_decision(cfg, k, "no_decision"))
+            return fallback(k, "no_decision")
         d = decision_from_hash(k, h)
         d["fallback"] = None
         d["freshness"] = {"age_ms": max(0, int(clock() * 1000) - d["updated_at"]),
@@ -177,12 +223,12 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
                           "provisional_events": d["provisional"]}
         return _json(d)
 
-    events_in = Produced(cfg, producer, cfg.kafka.events_topic) if producer is not None else None
+    events_in = Produced(cfg, producer, cfg.kafka.events_topic, metrics=metrics) if producer is not None else None
 
     def _defaults(req):  # a request without an id or a time gets them here
         return {"request_id": str(uuid.uuid4()), "ts": int(clock() * 1000), "source": "api", **req}
 
-    privacy_in = Produced(cfg, producer, cfg.kafka.privacy_topic, "privacy_request", _defaults) \
+    privacy_in = Produced(cfg, producer, cfg.kafka.privacy_topic, "privacy_request", _defaults, metrics) \
         if producer is not None else None
     api_key = os.environ.get(cfg.serve.api_key_env) or None
 
@@ -214,6 +260,8 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         if len(records) > cfg.serve.max_events:
             return _json({"error": f"{field}: more than {cfg.serve.max_events:,} in one request"}, 413)
         accepted, errors = sink(records)
+        metrics.records.labels(field, "accepted").inc(accepted)
+        metrics.records.labels(field, "rejected").inc(len(errors))
         return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
 
     async def post_events(request):
@@ -221,6 +269,12 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
 
     async def post_privacy(request):
         return await _write(request, privacy_in, "requests")
+
+    async def prometheus(request):
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from starlette.responses import Response
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request):
         return _json({"status": "ok"})
@@ -235,9 +289,13 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
     async def not_found(request, exc):
         return _json({"error": f"no such resource: {request.url.path}"}, exc.status_code)
 
-    routes = [Route("/v1/decisions/{user_id:path}", decision), Route("/v1/events", post_events, methods=["POST"]),
-              Route("/v1/privacy", post_privacy, methods=["POST"]),
-              Route("/healthz", healthz), Route("/readyz", readyz)]
+    t = metrics.timed
+    routes = [Route("/v1/decisions/{user_id:path}", t("decisions", decision)),
+              Route("/v1/events", t("events", post_events), methods=["POST"]),
+              Route("/v1/privacy", t("privacy", post_privacy), methods=["POST"]),
+              Route("/metrics", prometheus), Route("/healthz", t("healthz", healthz)),
+              Route("/readyz", t("readyz", readyz))]
+
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield

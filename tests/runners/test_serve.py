@@ -116,3 +116,18 @@ def test_a_taken_port_is_one_line_and_a_non_zero_exit(tmp_path):
         r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "serve", "--port", str(port)],
                            cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "cannot listen" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_metrics_in_prometheus_text(served):
+    port, _, sim, _ = served
+    _get(port, f"/v1/decisions/{sim.events[0]['user_id']}")
+    _get(port, "/v1/decisions/nobody-at-all")
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    assert r.status == 200 and r.getheader("content-type").startswith("text/plain")
+    assert 'shiftstream_api_requests_total{route="decisions",status="200"} 2.0' in text
+    assert 'shiftstream_api_fallbacks_total{reason="no_decision"} 1.0' in text
+    assert 'shiftstream_api_request_seconds_bucket{le="0.00025",route="decisions"}' in text
