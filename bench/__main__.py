@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from . import bandits, beam, diversity, faults, flink, live, lookup, recovery, scoring, segments, shifts, soak, state_size, throughput
+from . import bandits, beam, diversity, serve, faults, flink, live, lookup, recovery, scoring, segments, shifts, soak, state_size, throughput
 
 
 def main() -> int:
@@ -13,7 +13,8 @@ def main() -> int:
                       ("shift detection", shifts), ("segments", segments), ("faults: the reliability table", faults),
                       ("soak: memory with users coming and going", soak),
                       ("bandits: regret per policy, side by side with MABWiser and River", bandits),
-                      ("diversity: a category cap's diversity and its cost in clicks", diversity)):
+                      ("diversity: a category cap's diversity and its cost in clicks", diversity),
+                      ("serving: GET /v1/decisions at fixed rates while the job writes", serve)):
         print(f"\n## {name}\n", flush=True)
         mod.main([])
     return 0

@@ -338,6 +338,9 @@ def main(args) -> int:
     try:  # bound here, so that a taken port is one line of ours, not the server's log
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                     reuse_port=False)
+        # no Nagle: a response goes out as it is written (accepted sockets inherit this), or a keep-alive
+        # client's delayed ACK holds every second write for 40 ms
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         raise UserError(f"cannot listen on {host}:{port}: {why} (is the port taken? --port)") from None
