@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from shiftstream.jobs.redis_sink import RedisSink
-from shiftstream.runners.local import LocalKafka, LocalRedis, free_port
+from shiftstream.runners.local import LocalKafka, LocalRedis, free_port, wait_port
 from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,21 +162,9 @@ def _start_server(port: int, redis_url: str, bootstrap: str | None) -> subproces
     if bootstrap:
         cmd += ["--kafka-bootstrap", bootstrap]
     p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "SHIFTSTREAM_API_KEY": API_KEY},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    import http.client
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                return p
-        except OSError:
-            pass
-        if p.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("shiftstream serve did not start: " + p.stderr.read().decode()[-1000:])
-        time.sleep(0.1)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_port(port, p, "shiftstream serve", 30)
+    return p
 
 
 def main(argv=None) -> int:

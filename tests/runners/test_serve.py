@@ -15,7 +15,7 @@ import yaml
 
 from shiftstream.jobs.redis_sink import RedisSink
 from shiftstream.jobs.testing import run_reference
-from shiftstream.runners.local import LocalRedis, free_port
+from shiftstream.runners.local import LocalRedis, free_port, wait_port
 from shiftstream.transforms.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,15 +53,8 @@ def served(tmp_path):
                               "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              start_new_session=True)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if _get(port, "/healthz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode()[-2000:]
-                time.sleep(0.1)
+            wait_port(port, p, "shiftstream serve", 30)
+            assert _get(port, "/healthz")[0] == 200
             yield port, cfg, sim, redis_server
         finally:
             os.killpg(p.pid, signal.SIGTERM)

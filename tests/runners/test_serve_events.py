@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shiftstream.jobs.testing import create_topic, kafka_messages
-from shiftstream.runners.local import free_port
+from shiftstream.runners.local import free_port, wait_port
 from shiftstream.schemas import MemoryRegistry, WireCodec
 
 pytestmark = [pytest.mark.kafka]
@@ -47,17 +47,7 @@ def server(kafka_broker, redis_url, tmp_path):
                           str(port), "--kafka-bootstrap", kafka_broker.bootstrap], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode()[-2000:]
-            time.sleep(0.1)
+        wait_port(port, p, "shiftstream serve", 30)
         yield port, topic
     finally:
         os.killpg(p.pid, signal.SIGTERM)  # (it flushes its producer on the way out)
