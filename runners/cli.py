@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", default=".demo")
     p.add_argument("--redis-url", help="use this Redis instead of starting a local redis-server")
+    p.add_argument("--no-serve", action="store_true",
+                   help="end after the summary instead of serving the decisions over HTTP until Ctrl-C")
     p.add_argument("--runner", choices=["reference", "flink"], default="reference",
                    help="reference (default) or flink: the PyFlink job on a local mini-cluster, thread mode, with the "
                         "models (privacy requests are left out: they run on the reference runner)")

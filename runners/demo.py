@@ -1,4 +1,5 @@
-"""`shiftstream demo` / `make demo`: simulate events, run the job into a local Redis, print a summary."""
+"""`shiftstream demo` / `make demo`: simulate events, run the job into a local Redis, print a summary, then serve
+the decisions over HTTP until Ctrl-C (`--no-serve`: stop after the summary)."""
 from __future__ import annotations
 
 import json
@@ -61,7 +62,8 @@ def main(args) -> int:
         if rc:
             return rc
         settings = run.settings(run_arguments(["--redis-url", url]))
-        ps = Pseudonymiser(key_from_settings(settings.privacy.key_env, settings.privacy.key_file, False))
+        key = key_from_settings(settings.privacy.key_env, settings.privacy.key_file, False)
+        ps = Pseudonymiser(key)
         shown = 0
         wanted = [s["user_id"] for s in sim.truth["shifts"][:1]] + sorted(sim.truth["users"])[:2]
         for uid in wanted:
@@ -76,11 +78,21 @@ def main(args) -> int:
             print(f"demo: decision for {uid} ({sim.truth['users'][uid]['type']}):")
             print("  " + json.dumps(brief))
             shown += 1
-        print(f"demo: try `shiftstream lookup USER_ID --redis-url {url}` while Redis runs "
-              f"(this demo's redis-server stops now; pass --redis-url to keep your own)" if not args.redis_url
-              else f"demo: look users up with `shiftstream lookup user-000001 --redis-url {url}`")
-    if not shown:
-        from .errors import UserError
+        if not shown:
+            from .errors import UserError
 
-        raise UserError(f"no decision of the users looked up was found in {url}: the run wrote none for them")
+            raise UserError(f"no decision of the users looked up was found in {url}: the run wrote none for them")
+        if args.no_serve:
+            print(f"demo: look users up with `shiftstream lookup {wanted[-1]} --redis-url {url}`"
+                  + ("" if args.redis_url else " (this demo's redis-server stops now; --redis-url keeps your own)"))
+            return 0
+        from .serve import bind, serve_forever
+
+        sock = bind("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        print(f"demo: the decision API is up: http://127.0.0.1:{port}/v1/decisions/USER_ID; try")
+        print(f"  curl -s http://127.0.0.1:{port}/v1/decisions/{wanted[-1]}")
+        print(f"  curl -s http://127.0.0.1:{port}/metrics")
+        print("demo: Ctrl-C stops the API" + ("" if args.redis_url else " and this demo's redis-server"), flush=True)
+        serve_forever(settings, key, "127.0.0.1", port, sock=sock, banner=False)
     return 0

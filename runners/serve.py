@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import hmac
 import os
+import signal
 import socket
 import time
 import uuid
@@ -313,11 +314,10 @@ def main(args) -> int:
     if not 0 < port < 65536:
         raise usage(f"--port {port}: expected 1 to 65535")
     key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
-    try:
-        import uvicorn
-    except ImportError:
-        raise UserError("the API needs uvicorn and starlette: run `make setup` (they are in requirements.lock)") \
-            from None
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("uvicorn", "starlette")):
+        raise UserError("the API needs uvicorn and starlette: run `make setup` (they are in requirements.lock)")
     producer = None
     if args.kafka_bootstrap:
         from confluent_kafka import Producer
@@ -334,8 +334,13 @@ def main(args) -> int:
         producer = Producer(client_config(args.kafka_bootstrap, **{
             "linger.ms": 5, "acks": "all", "enable.idempotence": idem, "message.timeout.ms": 30_000,
             **({} if idem else {"max.in.flight.requests.per.connection": 1})}))
-    application = app(cfg, key, producer=producer)
-    try:  # bound here, so that a taken port is one line of ours, not the server's log
+    serve_forever(cfg, key, host, port, producer)
+    return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket (port 0: any free one); a taken port is one line of ours, not the server's log."""
+    try:
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                     reuse_port=False)
         # no Nagle: a response goes out as it is written (accepted sockets inherit this), or a keep-alive
@@ -344,9 +349,43 @@ def main(args) -> int:
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         raise UserError(f"cannot listen on {host}:{port}: {why} (is the port taken? --port)") from None
-    config = uvicorn.Config(application, log_level="warning", access_log=False, lifespan="on", loop="asyncio",
-                            http="h11")
-    print(f"shiftstream serve: http://{host}:{port}/v1/decisions/USER_ID (decisions in "
-          f"{redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*)", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return sock
+
+
+def serve_forever(cfg, key: bytes, host: str, port: int, producer=None, sock=None, banner: bool = True) -> None:
+    """Serve until SIGINT / SIGTERM (uvicorn's handlers: in-flight requests finish, the Redis client and the
+    producer close)."""
+    import uvicorn
+
+    _Server = _server_class()
+    sock = sock or bind(host, port)
+    config = uvicorn.Config(app(cfg, key, producer=producer), log_level="warning", access_log=False, lifespan="on",
+                            loop="asyncio", http="h11")
+    if banner:
+        print(f"shiftstream serve: http://{host}:{sock.getsockname()[1]}/v1/decisions/USER_ID (decisions in "
+              f"{redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*)", flush=True)
+    _Server(config).run(sockets=[sock])
+    print("shiftstream serve: stopped", flush=True)
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, stopped by SIGINT / SIGTERM as the normal end: it finishes the requests in flight,
+        closes the Redis client and the producer, and returns (uvicorn's own handlers raise the signal again
+        afterwards, which would end the process as interrupted, mid-shutdown)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            def stop(signum, frame):
+                self.should_exit = True
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, h in previous.items():
+                    signal.signal(s, h)
+
+    return Server
