@@ -167,11 +167,10 @@ class WriteDecisions(beam.DoFn):
     def start_bundle(self):
         self.rows = {}
         self.marks = {}
-        self.learner = None
 
     def process(self, element, learner=None):
-        if learner is not None and self.learner is None:
-            self.learner = learner_from(self.cfg, learner)
+        # (the learner side input: built once, from every outcome, in the global window of a bounded run)
+        self.learner = learner
         key, row = element
         if type(row) is Mark:  # a settled marker: for the row still to render, or for the decision written before
             pending = self.rows.get(key)
@@ -202,9 +201,9 @@ class WriteDecisions(beam.DoFn):
         self.sink.close()
 
 
-def _content_actions(cfg: Config, outcomes) -> list[dict]:
+def _content_actions(learner: Learner) -> list[dict]:
     """The threshold rules' actions of a bounded run, judged from its whole outcome set (counted as on every engine)."""
-    out = [a.to_dict() for a in learner_from(cfg, outcomes).take_actions()]
+    out = [a.to_dict() for a in learner.actions]
     beam.metrics.Metrics.counter("shiftstream", CONTENT_ACTIONS).inc(len(out))
     return out
 
@@ -240,11 +239,12 @@ class ShiftstreamCore(beam.PTransform):
             if not self.bounded:
                 raise ValueError("content slots on Beam need a bounded input (the snapshots are a side input "
                                  "built from every outcome); run an unbounded stream on the reference or Flink job")
-            learned = outs[OUTCOMES] | "Outcomes" >> beam.combiners.ToList()
-            _ = outs.rows | "WriteDecisions" >> beam.ParDo(write, learner=beam.pvalue.AsSingleton(learned))
             cfg = self.cfg
+            learned = (outs[OUTCOMES] | "Outcomes" >> beam.combiners.ToList()
+                       | "Learn" >> beam.Map(lambda outcomes: learner_from(cfg, outcomes)))  # folded once
+            _ = outs.rows | "WriteDecisions" >> beam.ParDo(write, learner=beam.pvalue.AsSingleton(learned))
             # the threshold rules' actions: judged from the same outcome set, so the same records as the reference
-            actions = learned | "ContentActions" >> beam.FlatMap(lambda outcomes: _content_actions(cfg, outcomes))
+            actions = learned | "ContentActions" >> beam.FlatMap(_content_actions)
         else:
             _ = outs.rows | "WriteDecisions" >> beam.ParDo(write)
             actions = None

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from shiftstream.transforms.config import load_config
-from shiftstream.transforms.experiments import HOLDOUT, Sequential, report
+from shiftstream.transforms.experiments import reports as experiment_reports
 
 from .errors import UserError, usage
 
@@ -23,27 +23,8 @@ def add_arguments(p) -> None:
 
 
 def reports(cfg, lines, alpha: float = 0.05) -> list[dict]:
-    """Reports for every experiment, from outcome records (dicts) in any order."""
-    exps = {e.slot: e for e in cfg.content.experiments}
-    counts = {e.name: {} for e in exps.values()}
-    seq = {e.name: {a.name: Sequential() for a in e.arms[1:]} for e in exps.values()}
-    for o in sorted(lines, key=lambda o: (o["at"], o["event_id"], o["slot"])):
-        e = exps.get(o["slot"])
-        if e is None or o.get("arm") is None:
-            continue
-        c = counts[e.name].setdefault(o["arm"], [0, 0, 0.0, 0, 0.0])
-        c[0] += 1
-        c[1] += o["reward"] > 0
-        c[2] += o["reward"]
-        c[3] += bool(o["first"])
-        c[4] += o["reward"] ** 2
-        control = counts[e.name].get(e.arms[0].name)
-        if control and o["arm"] != HOLDOUT:
-            for a, s in seq[e.name].items():
-                t = counts[e.name].get(a)
-                if t:
-                    s.update(control[0], control[1], t[0], t[1])
-    return [report(e, counts[e.name], alpha, {a: s.p for a, s in seq[e.name].items()}) for e in exps.values()]
+    """Reports for every experiment, from outcome records (dicts) in any order (transforms.experiments)."""
+    return experiment_reports(cfg.content.experiments, lines, alpha)
 
 
 def _read(path: Path) -> list[dict]:

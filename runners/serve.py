@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import os
 import signal
@@ -36,6 +37,7 @@ import uuid
 import orjson
 
 from shiftstream.jobs.redis_sink import _secret, decision_from_hash, parse_url, redact_url
+from shiftstream.transforms.decisions import fallback_decision
 from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
 from .errors import UserError, usage
@@ -56,16 +58,6 @@ def _json(body, status: int = 200):
     from starlette.responses import Response
 
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def fallback_decision(cfg, user_key: str, why: str) -> dict:
-    """What a caller shows when there is no decision to read: each slot's fallback, flagged with the reason."""
-    return {"user_key": user_key, "fallback": why, "segment": cfg.segments.default, "top_categories": [],
-            "chosen_content": cfg.content.slots[0].variants[cfg.content.slots[0].fallback_index].id
-            if cfg.content.slots else None,
-            "content": {s.name: {"variant": s.variants[s.fallback_index].id, "reason": "fallback"}
-                        for s in cfg.content.slots},
-            "actions": [], "freshness": None}
 
 
 BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -106,12 +98,9 @@ class Produced:
     format and hand it to the producer. Returns (accepted, [{index, error}])."""
 
     def __init__(self, cfg, producer, topic: str, schema: str = "interaction", fill=None, metrics=None):
-        from fastavro.validation import validate
-
         from shiftstream.schemas import codec, wire_codec
 
-        self.validate = validate
-        self.schema = codec(schema)._parsed
+        self.codec = codec(schema)
         self.kind = schema.replace("_", " ")
         self.fill = fill  # defaults for fields a caller may leave out: record -> record
         self.wire = wire_codec(cfg.kafka.schema_registry_url, schema,
@@ -127,55 +116,21 @@ class Produced:
                 self.metrics.produce_failures.inc()
 
     def __call__(self, events: list) -> tuple[int, list]:
-        from fastavro.validation import ValidationError
-
         errors, accepted = [], 0
         for i, ev in enumerate(events):
             if not isinstance(ev, dict):
                 errors.append({"index": i, "error": f"expected a JSON object ({self.kind}), got {type(ev).__name__}"})
                 continue
-            unknown = sorted(set(ev) - {f["name"] for f in self.schema["fields"]})
-            if unknown:
-                errors.append({"index": i, "error": f"{unknown[0]}: not a field of the {self.kind} schema"})
-                continue
             if self.fill is not None:
                 ev = self.fill(ev)
-            try:
-                self.validate(ev, self.schema, raise_errors=True)
-            except ValidationError as exc:
-                errors.append({"index": i, "error": _field_error(exc)})
+            problem = self.codec.problem(ev)
+            if problem is not None:
+                errors.append({"index": i, "error": problem})
                 continue
             self.producer.produce(self.topic, self.wire.encode(ev), on_delivery=self._delivered)
             accepted += 1
         self.producer.poll(0)
         return accepted, errors
-
-
-def _field_error(exc) -> str:
-    """fastavro's validation message as "<field>: expected <type>, got <value>"."""
-    import ast
-    import json
-    import re
-
-    text = str(exc)
-    try:
-        text = json.loads(exc.args[0])[0] if exc.args and isinstance(exc.args[0], str) else text
-    except (ValueError, IndexError, TypeError):
-        pass
-    m = re.match(r"^Field\(([\w.]+)\) is None expected (.*)$", text)
-    if m:
-        return f"{m.group(1).split('.')[-1]}: required (expected {m.group(2)})"
-    m = re.match(r"^([\w.]+) is <(.*)> of type <class '(\w+)'> expected (.*)$", text, re.S)
-    if m:
-        name, value, got, want = m.groups()
-        try:
-            w = ast.literal_eval(want)
-            want = f"one of {', '.join(w['symbols'])}" if isinstance(w, dict) and "symbols" in w else \
-                (w.get("type") if isinstance(w, dict) else want)
-        except (ValueError, SyntaxError):
-            pass
-        return f"{name.split('.')[-1]}: expected {want}, got {got} {value[:60]!r}"
-    return text[:300]
 
 
 def app(cfg, key: bytes, clock=time.time, producer=None):
@@ -314,6 +269,10 @@ def main(args) -> int:
     if not 0 < port < 65536:
         raise usage(f"--port {port}: expected 1 to 65535")
     key = key_from_settings(cfg.privacy.key_env, cfg.privacy.key_file, cfg.privacy.require_key)
+    try:
+        parse_url(cfg.redis.url)
+    except ValueError as exc:
+        raise UserError(f"redis.url / --redis-url: {exc}") from None
     import importlib.util
 
     if not all(importlib.util.find_spec(m) for m in ("uvicorn", "starlette")):
@@ -347,8 +306,11 @@ def bind(host: str, port: int) -> socket.socket:
         # client's delayed ACK holds every second write for 40 ms
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:
+        if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # (getaddrinfo's codes are negative)
+            raise UserError(f"cannot listen on {host}: not an address of this machine (--host)") from None
         why = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise UserError(f"cannot listen on {host}:{port}: {why} (is the port taken? --port)") from None
+        hint = "is the port taken? --port" if exc.errno == errno.EADDRINUSE else "--host / --port"
+        raise UserError(f"cannot listen on {host}:{port}: {why} ({hint})") from None
     return sock
 
 

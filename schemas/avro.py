@@ -1,9 +1,11 @@
 """Schemaless Avro codec for one schema, fast on the hot path, precise on bad bytes."""
 from __future__ import annotations
 
+import ast
 import copy
 import io
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -55,6 +57,19 @@ class AvroCodec:
             raise EncodeError(f"{self.name}: {exc}") from None
         return bio.getvalue()
 
+    def problem(self, record: dict) -> str | None:
+        """What keeps a record from this schema, naming the field ("ts: expected long, got str 'x'"), or None."""
+        from fastavro.validation import ValidationError, validate
+
+        unknown = sorted(set(record) - {f["name"] for f in self._raw_json["fields"]})
+        if unknown:
+            return f"{unknown[0]}: not a field of the {self.name} schema"
+        try:
+            validate(record, self._parsed, raise_errors=True)
+        except ValidationError as exc:
+            return _field_error(exc)
+        return None
+
     def decode(self, data: bytes, writer: "AvroCodec | None" = None) -> dict:
         """One record from `data`; `writer` is the codec of the schema the bytes were written with, if different."""
         bio = io.BytesIO(data)
@@ -90,6 +105,29 @@ class AvroCodec:
 
 
 @lru_cache(maxsize=None)
+def _field_error(exc) -> str:
+    """fastavro's validation message as "<field>: expected <type>, got <value>"."""
+    text = str(exc)
+    try:
+        text = json.loads(exc.args[0])[0] if exc.args and isinstance(exc.args[0], str) else text
+    except (ValueError, IndexError, TypeError):
+        pass
+    m = re.match(r"^Field\(([\w.]+)\) is None expected (.*)$", text)
+    if m:
+        return f"{m.group(1).split('.')[-1]}: required (expected {m.group(2)})"
+    m = re.match(r"^([\w.]+) is <(.*)> of type <class '(\w+)'> expected (.*)$", text, re.S)
+    if m:
+        name, value, got, want = m.groups()
+        try:
+            w = ast.literal_eval(want)
+            want = f"one of {', '.join(w['symbols'])}" if isinstance(w, dict) and "symbols" in w else \
+                (w.get("type") if isinstance(w, dict) else want)
+        except (ValueError, SyntaxError):
+            pass
+        return f"{name.split('.')[-1]}: expected {want}, got {got} {value[:60]!r}"
+    return text[:300]
+
+
 def codec(name: str) -> AvroCodec:
     """The shared codec for one of our schemas by file stem."""
     return AvroCodec(name)

@@ -117,3 +117,13 @@ class Renderer:
                 "updated_at": now_ms,
             })
         return out
+
+
+def fallback_decision(cfg: Config, user_key: str, why: str) -> dict:
+    """What a caller shows when there is no decision to read (none yet, or the store slow or down): the default
+    segment and each content slot's configured fallback, flagged with the reason in `fallback`."""
+    slots = cfg.content.slots
+    return {"user_key": user_key, "fallback": why, "segment": cfg.segments.default, "top_categories": [],
+            "chosen_content": slots[0].variants[slots[0].fallback_index].id if slots else None,
+            "content": {s.name: {"variant": s.variants[s.fallback_index].id, "reason": "fallback"} for s in slots},
+            "actions": [], "freshness": None}

@@ -179,3 +179,36 @@ def report(exp: Experiment, counts: dict, alpha: float = 0.05, p_min: dict | Non
     level = "alert" if p_srm < SRM_ALERT else "warn" if p_srm < SRM_WARN else "ok"
     return {"experiment": exp.name, "slot": exp.slot, "alpha": alpha, "arms": rows,
             "srm": {"chi2": x2, "p": p_srm, "level": level}}
+
+
+def count(counts: dict, arm: str, reward: float, first: bool) -> list:
+    """Add one exposure's outcome to an experiment's per-arm counts: [exposures, conversions, reward sum, users
+    (first exposures), reward sum of squares] (the layout `report` reads). Returns the arm's counts."""
+    c = counts.setdefault(arm, [0, 0, 0.0, 0, 0.0])
+    c[0] += 1
+    c[1] += reward > 0
+    c[2] += reward
+    c[3] += bool(first)
+    c[4] += reward * reward
+    return c
+
+
+def reports(experiments, outcomes, alpha: float = 0.05) -> list[dict]:
+    """Every experiment's report from outcome records (dicts with slot, arm, reward, first, at, event_id; any
+    order): replayed in event order with the always-valid p-value updated after every outcome, as a live stream
+    is monitored."""
+    exps = {e.slot: e for e in experiments}
+    counts = {e.name: {} for e in exps.values()}
+    seq = {e.name: {a.name: Sequential() for a in e.arms[1:]} for e in exps.values()}
+    for o in sorted(outcomes, key=lambda o: (o["at"], o["event_id"], o["slot"])):
+        e = exps.get(o["slot"])
+        if e is None or o.get("arm") is None:
+            continue
+        count(counts[e.name], o["arm"], o["reward"], o["first"])
+        control = counts[e.name].get(e.arms[0].name)
+        if control and o["arm"] != HOLDOUT:
+            for a, s in seq[e.name].items():
+                t = counts[e.name].get(a)
+                if t:
+                    s.update(control[0], control[1], t[0], t[1])
+    return [report(e, counts[e.name], alpha, {a: s.p for a, s in seq[e.name].items()}) for e in exps.values()]

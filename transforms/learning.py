@@ -19,6 +19,7 @@ import copy
 from bisect import bisect_left
 
 from .content import ContentConfig
+from .experiments import count
 from .outputs import Outcome
 from .policies import policy
 from .thresholds import Thresholds
@@ -50,12 +51,7 @@ class Learner:
         self.buffer.setdefault(e, []).append(o)
         exp = self.experiments.get(o.slot)
         if exp is not None and o.arm is not None:
-            c = self.exp.setdefault(exp.name, {}).setdefault(o.arm, [0, 0, 0.0, 0, 0.0])
-            c[0] += 1
-            c[1] += o.reward > 0
-            c[2] += o.reward
-            c[3] += o.first
-            c[4] += o.reward * o.reward
+            count(self.exp.setdefault(exp.name, {}), o.arm, o.reward, o.first)
 
     def seal(self, watermark: int) -> int | None:
         """Fold every outcome closing at or before the watermark's epoch start; returns the version now sealed

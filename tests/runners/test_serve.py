@@ -124,3 +124,12 @@ def test_metrics_in_prometheus_text(served):
     assert 'shiftstream_api_requests_total{route="decisions",status="200"} 2.0' in text
     assert 'shiftstream_api_fallbacks_total{reason="no_decision"} 1.0' in text
     assert 'shiftstream_api_request_seconds_bucket{le="0.00025",route="decisions"}' in text
+
+
+@pytest.mark.parametrize("argv,says", [(["--host", "999.1.1.1"], "not an address of this machine"),
+                                       (["--redis-url", "foo://x"], "redis.url / --redis-url"),
+                                       (["--port", "0"], "expected 1 to 65535")])
+def test_a_bad_setting_is_one_line_and_a_non_zero_exit(argv, says):
+    r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "serve", *argv], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr and "unexpected" not in r.stderr

@@ -68,7 +68,7 @@ def test_good_events_reach_the_topic_in_the_wire_format_and_bad_ones_are_named(s
     status, body = _post(port, {"events": batch})
     assert status == 202 and body["accepted"] == 3 and body["rejected"] == 4
     errors = {e["index"]: e["error"] for e in body["errors"]}
-    assert errors == {2: "ts: expected long, got str 'yesterday'", 4: "colour: not a field of the interaction schema",
+    assert errors == {2: "ts: expected long, got str 'yesterday'", 4: "colour: not a field of the Interaction schema",
                       5: "expected a JSON object (interaction), got str", 6: "event_id: required (expected string)"}
     wire = WireCodec(MemoryRegistry(), "interaction")
     deadline = time.monotonic() + 20

@@ -170,3 +170,13 @@ def test_corrupt_container_is_a_typed_error(tmp_path):
     p.write_bytes(p.read_bytes()[:-20])
     with pytest.raises(errors.DecodeError):
         list(read_container(p))
+
+
+def test_a_record_that_does_not_fit_is_named_by_its_field():
+    c = codec("interaction")
+    good = {"event_id": "e", "user_id": "u", "event_type": "click", "ts": 1}
+    assert c.problem(good) is None
+    assert c.problem({**good, "ts": "yesterday"}) == "ts: expected long, got str 'yesterday'"
+    assert c.problem({**good, "colour": "red"}) == "colour: not a field of the Interaction schema"
+    assert c.problem({k: v for k, v in good.items() if k != "user_id"}) == "user_id: required (expected string)"
+    assert c.problem({**good, "event_type": "dance"}).startswith("event_type: expected one of page_view, click")
