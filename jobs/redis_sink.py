@@ -91,6 +91,7 @@ def decision_fields(d: dict) -> list:
         "settled_through", _NONE if d["settled_through"] is None else str(d["settled_through"]),
         "provisional", str(d["provisional"]),
         "updated_at", str(d["updated_at"]),
+        "personalization", d.get("personalization") or "full",
     ]
 
 
@@ -116,6 +117,7 @@ def decision_from_hash(user_key: str, h: dict) -> dict:
         "settled_through": int(g["settled_through"]) if g.get("settled_through") else None,
         "provisional": int(g.get("provisional") or 0),
         "updated_at": int(g["updated_at"]),
+        "personalization": g.get("personalization") or "full",
     }
 
 

@@ -121,11 +121,11 @@ class ReferenceJob:
         return ev.ts
 
     def on_privacy(self, rec: dict) -> None:
-        """A PrivacyRequest record: consent change or erasure, applied at once."""
+        """A PrivacyRequest record: consent change, erasure or personalization level, applied at once."""
         self.stats.inc(PRIVACY)
         key = self.pseudonymise(rec["user_id"])
         self.pseudonymise.forget(rec["user_id"])
-        st, outs = self.core.privacy(self.states.get(key), key, rec["kind"], rec["ts"])
+        st, outs = self.core.privacy(self.states.get(key), key, rec["kind"], rec["ts"], rec.get("level"))
         self.states[key] = st
         self._touched.add(key)
         nt = self.core.next_timer(st)

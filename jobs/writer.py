@@ -48,5 +48,5 @@ class DecisionWriter:
         if shadow is not None:
             sc = shadow.scores
             self.sink.write_shadow([(r.key, shadow.model_version, {m: float(v[i]) for m, v in sc.items()})
-                                    for i, r in enumerate(rows)])
+                                    for i, r in enumerate(rows) if r.level == "full"])
         return decisions

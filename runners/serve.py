@@ -12,6 +12,10 @@
     POST /v1/privacy              consent grants and revokes, erasure requests (one object, a list, or
                                   {"requests": [...]}; `request_id` and `ts` filled in when left out), to the
                                   privacy topic the job reads; the same key and answers as /v1/events
+    PUT /v1/users/{user_id}/personalization
+                                  {"level": "off" | "basic" | "full"}: the user's personalization level, to the
+                                  privacy topic; GET answers "off" users with the fallback (flagged
+                                  personalization_off) and "basic" ones with the segment and content only
     GET /metrics                  Prometheus text: requests by route and status, latency histograms (buckets
                                   from 0.25 ms), fallbacks by reason, Redis errors, records posted, produce
                                   failures
@@ -37,7 +41,8 @@ import uuid
 import orjson
 
 from shiftstream.jobs.redis_sink import _secret, decision_from_hash, parse_url, redact_url
-from shiftstream.transforms.decisions import fallback_decision
+from shiftstream.transforms.core import LEVELS
+from shiftstream.transforms.decisions import basic, fallback_decision
 from shiftstream.transforms.pseudonyms import Pseudonymiser, key_from_settings
 
 from .errors import UserError, usage
@@ -152,11 +157,16 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
     pseudonymise = Pseudonymiser(key)
     metrics = Metrics()
 
-    def fallback(k, why):
+    def fallback(k, why, written=None):
         metrics.fallbacks.labels(why).inc()
-        if why != "no_decision":
+        if why.startswith("redis_"):
             metrics.redis_errors.labels(why).inc()
-        return _json(fallback_decision(cfg, k, why))
+        d = fallback_decision(cfg, k, why)
+        if written is not None:  # the user turned personalization off: the job wrote the fallback, as of when
+            d["personalization"] = written["personalization"]
+            d["freshness"] = {"age_ms": max(0, int(clock() * 1000) - written["updated_at"]), "settled": True,
+                              "settled_through": written["settled_through"], "provisional_events": 0}
+        return _json(d)
     prefix = r.key_prefix
 
     async def decision(request):
@@ -173,6 +183,11 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         if not h:
             return fallback(k, "no_decision")
         d = decision_from_hash(k, h)
+        level = d["personalization"]
+        if level == "off":
+            return fallback(k, "personalization_off", d)
+        if level == "basic":
+            d = basic(d)
         d["fallback"] = None
         d["freshness"] = {"age_ms": max(0, int(clock() * 1000) - d["updated_at"]),
                           "settled": d["provisional"] == 0, "settled_through": d["settled_through"],
@@ -188,8 +203,8 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         if producer is not None else None
     api_key = os.environ.get(cfg.serve.api_key_env) or None
 
-    async def _write(request, sink, field: str):
-        """The write endpoints' common path: the key, the limits, the JSON, then each record to the topic."""
+    def _refused(request, sink):
+        """The write endpoints' gate: a key set, the caller's key, a producer; a response if refused, else None."""
         if api_key is None:
             return _json({"error": f"writes are off: set ${cfg.serve.api_key_env} to the API key callers send "
                                    "as `Authorization: Bearer <key>`"}, 503)
@@ -199,26 +214,60 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         if sink is None:
             return _json({"error": "no Kafka to produce to: start `shiftstream serve --kafka-bootstrap HOST:PORT`"},
                          503)
+        return None
+
+    async def _body(request):
+        """(the JSON body, None) or (None, an error response): the size limit, then the parse."""
         limit = cfg.serve.max_body
         if int(request.headers.get("content-length") or 0) > limit:
-            return _json({"error": f"body: more than {limit:,} bytes"}, 413)
+            return None, _json({"error": f"body: more than {limit:,} bytes"}, 413)
         body = await request.body()
         if len(body) > limit:
-            return _json({"error": f"body: more than {limit:,} bytes"}, 413)
+            return None, _json({"error": f"body: more than {limit:,} bytes"}, 413)
         try:
-            data = orjson.loads(body)
+            return orjson.loads(body), None
         except orjson.JSONDecodeError as exc:
-            return _json({"error": f"body: not JSON ({exc})"}, 400)
+            return None, _json({"error": f"body: not JSON ({exc})"}, 400)
+
+    def _sent(sink, field: str, records: list):
+        accepted, errors = sink(records)
+        metrics.records.labels(field, "accepted").inc(accepted)
+        metrics.records.labels(field, "rejected").inc(len(errors))
+        return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
+
+    async def _write(request, sink, field: str):
+        """The write endpoints' common path: the key, the limits, the JSON, then each record to the topic."""
+        refused = _refused(request, sink)
+        if refused is not None:
+            return refused
+        data, bad = await _body(request)
+        if bad is not None:
+            return bad
         records = data.get(field) if isinstance(data, dict) and field in data else \
             [data] if isinstance(data, dict) and field == "requests" else data
         if not isinstance(records, list):
             return _json({"error": f"{field}: expected a list of {sink.kind} records"}, 400)
         if len(records) > cfg.serve.max_events:
             return _json({"error": f"{field}: more than {cfg.serve.max_events:,} in one request"}, 413)
-        accepted, errors = sink(records)
-        metrics.records.labels(field, "accepted").inc(accepted)
-        metrics.records.labels(field, "rejected").inc(len(errors))
-        return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
+        return _sent(sink, field, records)
+
+    async def put_level(request):
+        """PUT /v1/users/{user_id}/personalization {"level": "off" | "basic" | "full"}: a personalization request
+        to the privacy topic (the job applies it in order with the user's other requests)."""
+        refused = _refused(request, privacy_in)
+        if refused is not None:
+            return refused
+        data, bad = await _body(request)
+        if bad is not None:
+            return bad
+        level = data.get("level") if isinstance(data, dict) else None
+        if level not in LEVELS:
+            return _json({"error": f"level: expected one of {', '.join(LEVELS)}, got {level!r}"}, 400)
+        raw = request.path_params["user_id"]
+        if not raw or len(raw.encode()) > MAX_ID:
+            return _json({"error": f"user_id: expected 1 to {MAX_ID} bytes"}, 400)
+        extra = {k: data[k] for k in ("request_id", "ts", "source") if k in data}
+        return _sent(privacy_in, "requests", [{"user_id": raw, "kind": "personalization", "level": level, **extra}])
 
     async def post_events(request):
         return await _write(request, events_in, "events")
@@ -249,6 +298,7 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
     routes = [Route("/v1/decisions/{user_id:path}", t("decisions", decision)),
               Route("/v1/events", t("events", post_events), methods=["POST"]),
               Route("/v1/privacy", t("privacy", post_privacy), methods=["POST"]),
+              Route("/v1/users/{user_id:path}/personalization", t("personalization", put_level), methods=["PUT"]),
               Route("/metrics", prometheus), Route("/healthz", t("healthz", healthz)),
               Route("/readyz", t("readyz", readyz))]
 

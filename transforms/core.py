@@ -10,7 +10,8 @@ The engine contract, in call order (one `Core` per operator; states are plain da
   4. `Core.advance(state, key, watermark)` when the watermark passes that time: settles the events it passed
      (their held facts released), fires due timer triggers, closes a session whose gap has passed; `Settled` when
      only the decision's exactness changed, `Changed` when its content did.
-  5. `Core.privacy(state, key, kind, ts)` when a consent change or an erasure request arrives (never late).
+  5. `Core.privacy(state, key, kind, ts, level)` when a consent change, an erasure request or a personalization
+     level (`level`: off, basic, full) arrives (never late).
   6. `Dispatch(outputs, state)` (transforms/dispatch.py) with the outputs of every call and the state that call was
      handed: counts them in one vocabulary and hands them to the engine's outlets; a `Changed` output means the
      user's decision is due, rendered later in a micro-batch from `decisions.snapshot(state)`; a `Settled` one
@@ -48,7 +49,8 @@ from .state import UserState
 from .triggers import compile_triggers
 
 _first = itemgetter(0)
-PRIVACY_KINDS = ("consent_granted", "consent_revoked", "erasure")
+PRIVACY_KINDS = ("consent_granted", "consent_revoked", "erasure", "personalization")
+LEVELS = ("off", "basic", "full")  # personalization levels (`Core.privacy`, `decisions.Renderer`)
 SNAP_EVERY = 32  # a copy of the profile part every this many pending events (`UserState.snaps`)
 FOLD_AFTER = 32  # settled pending events dropped (`base` moved up to a snap) once this many accumulate
 
@@ -229,18 +231,44 @@ class Core:
             t = state.last_ts + self.ttl
         return t
 
-    def privacy(self, state: UserState | None, key: str, kind: str, ts: int) -> tuple[UserState | None, list]:
-        """Apply a consent change or an erasure request (on arrival: privacy is never late)."""
+    def privacy(self, state: UserState | None, key: str, kind: str, ts: int,
+                level: str | None = None) -> tuple[UserState | None, list]:
+        """Apply a consent change, an erasure request or a personalization level (on arrival: privacy is never late).
+
+        Levels: "full" personalizes on everything; "basic" keeps the profile but the decision carries the segment
+        and the content chosen only (`decisions.Renderer`); "off" purges the profile (pending events, held
+        facts, open exposures) and refuses the user's events until a later request sets another level (events
+        dated up to the "off" request stay refused), and the decision is each slot's fallback. Of requests out of
+        order, the latest by its `ts` wins."""
         if kind not in PRIVACY_KINDS:
             raise ValueError(f"unknown privacy request kind {kind!r}")
         if state is None:
             state = UserState(self.cfg)
+        if kind == "personalization":
+            if level not in LEVELS:
+                raise ValueError(f"personalization level {level!r} is not one of {', '.join(LEVELS)}")
+            if level == "off" and (state.off_at is None or ts > state.off_at):
+                state.off_at = ts
+            if state.level_at is not None and ts < state.level_at:
+                return state, []  # an older request than the one in force
+            state.level_at = ts
+            if ts > state.decided_at:
+                state.decided_at = ts
+            if level == state.level:
+                return state, []
+            state.level = level
+            if level == "off":  # in place: the decision due renders from this object (a fallback)
+                state.reset_profile(self.cfg)
+                state.pending, state.pending_ids, state.base, state.snaps, state.held = [], set(), None, [], []
+                state.settled = 0
+            return state, [Changed(key, ts)]
         if kind == "consent_granted":
             if state.granted_at is None or ts > state.granted_at:
                 state.granted_at = ts
             return state, []
-        fresh = UserState(self.cfg)  # revoke and erasure both purge the profile; consent records are kept
+        fresh = UserState(self.cfg)  # revoke and erasure both purge the profile; consent and level records are kept
         fresh.granted_at = state.granted_at
+        fresh.level, fresh.level_at, fresh.off_at = state.level, state.level_at, state.off_at
         fresh.revoked_at = max(ts, state.revoked_at or ts) if kind == "consent_revoked" else state.revoked_at
         fresh.erased_at = max(ts, state.erased_at or ts) if kind == "erasure" else state.erased_at
         fresh.watermark = state.watermark
@@ -373,15 +401,18 @@ class Core:
         from that object). An event arriving after the ttl resets the profile the same way (`_apply`), so the
         outputs do not depend on whether this timer fired first."""
         outs.append(Expired(key))
-        if state.granted_at is None and state.revoked_at is None:
+        if state.granted_at is None and state.revoked_at is None and state.level_at is None:
             return None, outs
         fresh = UserState(self.cfg)
         fresh.granted_at, fresh.revoked_at, fresh.watermark = state.granted_at, state.revoked_at, state.watermark
+        fresh.level, fresh.level_at, fresh.off_at = state.level, state.level_at, state.off_at
         return fresh, outs  # what `reset_profile` leaves, as a new object
 
     def _blocked(self, state: UserState, ts: int) -> str | None:
         if state.erased_at is not None and ts <= state.erased_at:
             return "erased"
+        if state.level == "off" or (state.off_at is not None and ts <= state.off_at):
+            return "personalization_off"
         g, r = state.granted_at, state.revoked_at
         if r is not None and (g is None or g < r or ts < g):
             return "consent_revoked"

@@ -26,6 +26,7 @@ class Row(NamedTuple):
     settled_through: int | None  # event time through which the decision is exact (None: nothing settled yet)
     provisional: int      # events in it that the watermark has not passed yet (0: settled)
     decided_at: int       # event time the decision is as of (the content choice's snapshot follows from it)
+    level: str = "full"   # the user's personalization level (full, basic, off: `Renderer.render`)
 
 
 class ModelScores(NamedTuple):
@@ -63,7 +64,7 @@ def snapshot(state, key: str, cfg: Config) -> Row:
     through, provisional = settled_mark(state)
     return Row(key, state.last_ts, values, top_categories(state), state.shift.last,
                values[feature_index(cfg)["shift_score"]], recent_categories(state, 10), list(state.actions),
-               through, provisional, state.decided_at)
+               through, provisional, state.decided_at, state.level)
 
 
 class Renderer:
@@ -73,6 +74,7 @@ class Renderer:
         self.names = feature_names(cfg)
         self.segmenter = Segmenter(cfg.segments.rules, self.names, cfg.segments.default)
         self.chooser = Chooser(cfg) if cfg.content.slots else None
+        self.slots = cfg.content.slots
         c = cfg.content
         self.explore = (c.explore_top, c.epoch, catalogue_categories(c.slots)) if c.explore_top else None
 
@@ -90,6 +92,10 @@ class Renderer:
         exp = self.explore
         out = []
         for i, r in enumerate(rows):
+            if r.level != "full":
+                if r.level == "off":  # no profile: the slots' fallbacks, nothing individual
+                    out.append(self._off(r, now_ms))
+                    continue
             sh = r.shift
             segment = assign(r.values)
             content = choose(r.key, r.decided_at, r.values, segment, learner) if choose is not None else {}
@@ -115,8 +121,32 @@ class Renderer:
                 "settled_through": r.settled_through,
                 "provisional": r.provisional,
                 "updated_at": now_ms,
+                "personalization": r.level,
             })
+            if r.level == "basic":
+                out[-1] = basic(out[-1])
         return out
+
+    def _off(self, r: Row, now_ms: int) -> dict:
+        content = {s.name: {"variant": s.variants[s.fallback_index].id, "propensity": 1.0, "policy": s.policy,
+                            "version": None, "arm": None, "reason": "personalization_off", "paused": []}
+                   for s in self.slots}
+        return {"user_key": r.key, "segment": self.segmenter.default, "ml_segment": None,
+                "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.0, "at": None},
+                "top_categories": [], "features": {}, "scores": {}, "next_interest": None,
+                "chosen_content": next(iter(content.values()))["variant"] if content else None,
+                "experiment_arm": None, "content": content, "policy_version": None, "model_version": None,
+                "actions": [], "event_time": r.decided_at, "settled_through": r.settled_through,
+                "provisional": r.provisional, "updated_at": now_ms, "personalization": "off"}
+
+
+def basic(d: dict) -> dict:
+    """A decision at the basic level: its segment and the content chosen stay; the individual signals (features,
+    model scores, top categories, the shift, the next interest, trigger actions) are emptied. The API applies the
+    same to what it reads, so a decision written before the level changed is not served in full."""
+    return {**d, "ml_segment": None, "top_categories": [], "features": {}, "scores": {}, "next_interest": None,
+            "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.0, "at": None},
+            "actions": [], "personalization": "basic"}
 
 
 def fallback_decision(cfg: Config, user_key: str, why: str) -> dict:
@@ -126,4 +156,4 @@ def fallback_decision(cfg: Config, user_key: str, why: str) -> dict:
     return {"user_key": user_key, "fallback": why, "segment": cfg.segments.default, "top_categories": [],
             "chosen_content": slots[0].variants[slots[0].fallback_index].id if slots else None,
             "content": {s.name: {"variant": s.variants[s.fallback_index].id, "reason": "fallback"} for s in slots},
-            "actions": [], "freshness": None}
+            "actions": [], "freshness": None, "personalization": None}

@@ -89,6 +89,8 @@ class Ingest:
                 return BadValue(f"{name} is empty")
             if len(v) > self.limits.max_id:
                 return TooLong(f"{name} is {len(v)} characters, over limits.max_id_length ({self.limits.max_id})")
+        if (rec["kind"] == "personalization") != (rec.get("level") is not None):
+            return BadValue("level: a personalization request needs one (off, basic or full), other kinds none")
         latest = int(self.clock() * 1000) + self.max_future_ms
         if not 0 < rec["ts"] <= latest:
             return BadValue(f"ts {rec['ts']} is not a plausible time in ms (at most {latest}, the processing clock "

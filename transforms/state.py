@@ -18,7 +18,7 @@ class UserState:
     __slots__ = ("pending_ids", "pending", "base", "snaps", "held", "settled", "watermark", "session", "session_open",
                  "recency_ms", "windows", "profile", "shift", "actions", "armed", "fired", "granted_at", "revoked_at",
                  "erased_at", "last_ts", "exposures", "attributed", "seen_slots",
-                 "decided_at")
+                 "decided_at", "level", "level_at", "off_at")
 
     # the fields one event's application reads and writes (what `base` keeps a copy of)
     PROFILE_PART = ("session", "session_open", "recency_ms", "windows", "profile", "shift", "actions", "armed",
@@ -59,6 +59,9 @@ class UserState:
         self.seen_slots: list = []            # slots the user has an emitted exposure in (first-exposure counts)
         self.decided_at = NO_TIME             # event time the decision is as of: the latest event accepted, or
                                               # the timer (a session close, a trigger) that changed it since
+        self.level = "full"                   # personalization level the user chose: full, basic or off
+        self.level_at: int | None = None      # time of the request that set it (the latest request wins)
+        self.off_at: int | None = None        # time of the latest "off" request: events up to it stay refused
 
     def reset_profile(self, cfg: Config) -> None:
         """Forget the profile (an expired one), keeping the buffered events, consent records and watermark."""
@@ -100,7 +103,7 @@ class UserState:
     def is_empty(self) -> bool:
         """Nothing worth keeping: no profile, nothing pending, no consent record, no erasure tombstone."""
         return (not self.has_profile() and self.granted_at is None and self.revoked_at is None
-                and self.erased_at is None)
+                and self.erased_at is None and self.level_at is None)
 
     def _profile_dict(self) -> dict:
         return {"session": self.session.to_list() if self.session else None, "session_open": self.session_open,
@@ -131,7 +134,7 @@ class UserState:
         head = {"v": STATE_VERSION, "watermark": self.watermark, "granted_at": self.granted_at,
                 "revoked_at": self.revoked_at, "erased_at": self.erased_at,
                 "attributed": list(self.attributed) if self.attributed else None, "seen_slots": list(self.seen_slots),
-                "decided_at": self.decided_at}
+                "decided_at": self.decided_at, "level": self.level, "level_at": self.level_at, "off_at": self.off_at}
         if not pending:
             src = self.base if self.base is not None else self
             return {**head, **src._profile_dict(), "pending": [], "base": None, "held": [], "settled": 0}
@@ -185,4 +188,5 @@ class UserState:
         s.attributed = tuple(d["attributed"]) if d["attributed"] else None
         s.seen_slots = list(d["seen_slots"])
         s.decided_at = d["decided_at"]
+        s.level, s.level_at, s.off_at = d.get("level", "full"), d.get("level_at"), d.get("off_at")  # (added in v4)
         return s

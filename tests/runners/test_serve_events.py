@@ -110,3 +110,65 @@ def test_privacy_requests_reach_the_privacy_topic_with_an_id_and_a_time_filled_i
     assert [(r["user_id"], r["kind"]) for r in got] == [("u1", "consent_revoked"), ("u2", "erasure"),
                                                          ("u4", "consent_granted")]
     assert got[1]["request_id"] and got[1]["ts"] > 1_767_000_000_000 and got[1]["source"] == "api"
+
+
+def _put(port, user, body, key=KEY):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        c.request("PUT", f"/v1/users/{user}/personalization", body=json.dumps(body), headers=headers)
+        r = c.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        c.close()
+
+
+def _get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        c.close()
+
+
+def test_a_personalization_level_goes_through_the_topic_and_the_job_and_the_api_honours_it(
+        server, kafka_broker, redis_url):
+    """PUT a level -> the privacy topic -> the reference job (which refuses an "off" user's events and writes the
+    fallback) -> Redis -> GET: "off" answers the fallback flagged personalization_off, "basic" the segment
+    without the individual signals, an untouched user everything."""
+    from shiftstream.jobs.redis_sink import RedisSink
+    from shiftstream.jobs.testing import run_reference
+    from shiftstream.runners.simulator import SimConfig, simulate
+    from shiftstream.transforms.config import load_config
+
+    port, topic = server
+    sim = simulate(SimConfig(users=6, events=600, seed=3, privacy_rate=0, malformed=0, too_late=0))
+    u_off, u_basic, u_full = sorted(sim.truth["users"])[:3]
+    assert _put(port, u_off, {"level": "off"}) == (202, {"accepted": 1, "rejected": 0, "errors": []})
+    assert _put(port, u_basic, {"level": "basic"})[0] == 202
+    status, body = _put(port, u_full, {"level": "most"})
+    assert status == 400 and body["error"].startswith("level: expected one of off, basic, full")
+    assert _put(port, u_full, {"level": "off"}, key=None)[0] == 401
+    wire = WireCodec(MemoryRegistry(), "privacy_request")
+    deadline, got = time.monotonic() + 20, []
+    while len(got) < 2 and time.monotonic() < deadline:
+        got = [wire.decode(m) for m in kafka_messages(kafka_broker.bootstrap, topic + "-privacy")]
+        time.sleep(0.2)
+    assert [(r["user_id"], r["kind"], r["level"]) for r in got] == [(u_off, "personalization", "off"),
+                                                                   (u_basic, "personalization", "basic")]
+    cfg = load_config()
+    sink = RedisSink.from_config(cfg.replace(**{"redis.url": redis_url}))
+    mid = len(sim.events) // 2
+    job, _, _ = run_reference(sim.events, cfg, sink=sink, privacy=[(mid, r) for r in got])
+    sink.close()
+    assert job.stats["blocked.personalization_off"] == sum(1 for e in sim.events[mid:] if e["user_id"] == u_off)
+    status, d = _get(port, f"/v1/decisions/{u_off}")
+    assert status == 200 and d["fallback"] == "personalization_off" and d["personalization"] == "off"
+    assert d["freshness"]["age_ms"] >= 0
+    status, d = _get(port, f"/v1/decisions/{u_basic}")
+    assert status == 200 and d["fallback"] is None and d["personalization"] == "basic"
+    assert d["features"] == {} and d["top_categories"] == [] and d["segment"]
+    status, d = _get(port, f"/v1/decisions/{u_full}")
+    assert d["personalization"] == "full" and d["features"]["events_total"] > 0

@@ -25,7 +25,7 @@ def test_round_trip_keeps_ints_and_defaults():
 
 
 def test_every_schema_round_trips():
-    pr = {"request_id": "r1", "user_id": "u1", "kind": "erasure", "ts": 5, "source": None}
+    pr = {"request_id": "r1", "user_id": "u1", "kind": "erasure", "ts": 5, "source": None, "level": None}
     assert codec("privacy_request").decode(codec("privacy_request").encode(pr)) == pr
     d = {"user_key": "k", "segment": "general", "ml_segment": None,
          "shift": {"detected": True, "from_category": "a", "to_category": "b", "score": 0.5, "at": 9},
@@ -34,18 +34,18 @@ def test_every_schema_round_trips():
          "content": {"hero": {"variant": "hero-a", "propensity": 0.25, "policy": "thompson", "version": 29,
                               "arm": "bandit", "reason": "policy", "paused": ["hero-b"]}}, "policy_version": 29,
          "actions": [{"name": "show_reviews", "at": 1}], "event_time": 1, "settled_through": None, "provisional": 1,
-         "updated_at": 2}
+         "updated_at": 2, "personalization": "basic"}
     assert codec("decision").decode(codec("decision").encode(d)) == d
 
 
 def test_a_decision_written_before_content_choices_reads_with_todays_schema():
-    """The decision schema grew compatibly: a record of the schema without `content` and `policy_version` reads
-    with today's (the defaults fill in)."""
+    """The decision schema grew compatibly: a record of the schema without `content`, `policy_version` and
+    `personalization` reads with today's (the defaults fill in)."""
     import io
 
     new = load_schema("decision")
     old = copy.deepcopy(new)
-    old["fields"] = [f for f in old["fields"] if f["name"] not in ("content", "policy_version")]
+    old["fields"] = [f for f in old["fields"] if f["name"] not in ("content", "policy_version", "personalization")]
     d = {"user_key": "k", "segment": "general", "ml_segment": None,
          "shift": {"detected": False, "from_category": None, "to_category": None, "score": 0.0, "at": None},
          "top_categories": [], "features": {}, "scores": {}, "next_interest": None, "chosen_content": None,
@@ -57,7 +57,7 @@ def test_a_decision_written_before_content_choices_reads_with_todays_schema():
     got = fastavro.schemaless_reader(buf, fastavro.parse_schema(old), fastavro.parse_schema(new),
                                      return_record_name_override=False, return_named_type_override=False)
     got = {**got, "event_time": d["event_time"], "updated_at": d["updated_at"]} if not isinstance(got["event_time"], int) else got
-    assert got == {**d, "content": {}, "policy_version": None}
+    assert got == {**d, "content": {}, "policy_version": None, "personalization": "full"}
 
 
 def _evolved(extra_field):

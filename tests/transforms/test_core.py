@@ -238,3 +238,60 @@ def test_a_zero_ttl_never_expires():
     st, _ = core.accept(None, "k", ev, 0)
     st, _ = core.advance(st, "k", END_OF_TIME)
     assert st is not None and core.next_timer(st) is None
+
+
+def test_personalization_off_purges_and_refuses_basic_keeps_the_profile_and_the_latest_request_wins():
+    core = Core(CFG)
+    s, _ = core.accept(None, "k", ev(1_000_000, "a"), 0)
+    s, outs = core.privacy(s, "k", "personalization", 1_000_100, "basic")
+    assert outs == [Changed("k", 1_000_100)] and s.level == "basic" and s.profile_copy().last_ts == 1_000_000
+    assert core.privacy(s, "k", "personalization", 1_000_200, "basic")[1] == []  # no change, nothing due
+    s, outs = core.privacy(s, "k", "personalization", 1_000_300, "off")
+    assert outs == [Changed("k", 1_000_300)] and s.pending == [] and s.held == [] and not s.has_profile()
+    s, outs = core.accept(s, "k", ev(1_000_400, "b"), 0)
+    assert outs[0].reason == "personalization_off"
+    s, _ = core.privacy(s, "k", "personalization", 1_000_250, "full")  # older than the one in force: ignored
+    assert s.level == "off"
+    s, _ = core.privacy(s, "k", "personalization", 1_000_500, "full")
+    assert s.level == "full"
+    assert core.accept(s, "k", ev(1_000_290, "c"), 0)[1][0].reason == "personalization_off"  # dated while off
+    s, outs = core.accept(s, "k", ev(1_000_600, "d"), 0)
+    assert type(outs[0]) is Changed and s.pending[-1].event_id == "d"
+    back = UserState.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert (back.level, back.level_at, back.off_at) == ("full", 1_000_500, 1_000_300)
+    with pytest.raises(ValueError, match="level"):
+        core.privacy(s, "k", "personalization", 1_000_700, "some")
+
+
+def test_a_level_record_outlives_an_expired_profile_and_an_erasure():
+    core = Core(CFG)
+    s, _ = core.privacy(None, "k", "personalization", 10, "basic")
+    assert not s.is_empty()
+    s, _ = core.accept(s, "k", ev(1_000_000, "a"), 0)
+    s, _ = core.advance(s, "k", 1_000_000 + CFG.state.ttl + CFG.sessions.gap)
+    assert s is not None and s.level == "basic" and s.profile.events == 0
+    s, _ = core.privacy(s, "k", "erasure", 2_000_000_000)
+    assert s.level == "basic"
+
+
+def test_the_decision_follows_the_level():
+    from shiftstream.transforms.decisions import Renderer, snapshot
+
+    cfg = load_config("config/content-example.yaml")
+    core, r = Core(cfg), Renderer(cfg)
+    s, _ = core.accept(None, "k", ev(1_000_000, "a"), 0)
+    full = r.render([snapshot(s, "k", cfg)], 5)[0]
+    assert full["features"] and full["top_categories"] and full["personalization"] == "full"
+    s, _ = core.privacy(s, "k", "personalization", 1_000_100, "basic")
+    basic = r.render([snapshot(s, "k", cfg)], 5)[0]
+    assert basic["features"] == {} and basic["top_categories"] == [] and basic["personalization"] == "basic"
+    assert basic["segment"] == full["segment"] and set(basic["content"]) == set(full["content"])
+    s, _ = core.privacy(s, "k", "personalization", 1_000_200, "off")
+    off = r.render([snapshot(s, "k", cfg)], 5)[0]
+    assert off["personalization"] == "off" and off["features"] == {} and off["segment"] == cfg.segments.default
+    assert {k: (v["variant"], v["reason"]) for k, v in off["content"].items()} == \
+        {sl.name: (sl.variants[sl.fallback_index].id, "personalization_off") for sl in cfg.content.slots}
+    from shiftstream.schemas import codec
+
+    for d in (full, basic, off):
+        assert codec("decision").problem(d) is None
