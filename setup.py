@@ -16,7 +16,7 @@ setup(
     package_dir={"shiftstream": "shiftstream", "shiftstream.config": "config",
                  **{f"shiftstream.{p}": p for p in SUBPACKAGES}},
     package_data={"shiftstream.schemas": ["*.avsc"], "shiftstream.config": ["*.yaml"],
-                  "shiftstream.jobs.flink": ["*.json"]},
+                  "shiftstream.jobs.flink": ["*.json"], "shiftstream.runners": ["*.html"]},
     install_requires=[
         "apache-flink==2.3.0", "apache-beam==2.61.0", "onnx<1.23", "onnxruntime", "confluent-kafka", "fastavro",
         "scikit-learn", "skl2onnx", "redis<6", "hiredis", "numpy<2.2", "orjson", "pyyaml", "tqdm", "noida-db",

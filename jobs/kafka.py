@@ -124,6 +124,19 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     held: set[tuple[str, int]] = set()
     listed = {"at": 0.0}
 
+    def lag() -> dict[str, int]:
+        """Messages behind each partition's end, from what the fetches last said (no request to the broker)."""
+        out = {}
+        for t, p in list(held):
+            _, hi = consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)
+            pos = positions.get((t, p))
+            if hi is not None and hi >= 0 and pos is not None:
+                out[f"{t}/{p}"] = max(0, hi - pos)
+        return out
+
+    if job.metrics is not None:
+        job.metrics.lag_probe = lag
+
     def assign_new() -> None:
         """Take every partition of the two topics not held yet (a topic created later, partitions added), at the
         checkpoint's offset, else the group's committed offset, else the beginning."""

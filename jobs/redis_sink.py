@@ -240,6 +240,10 @@ class RedisSink:
             parts.append(_pack(("PEXPIRE", k, self.ttl)))
         self._send(b"".join(parts), 2 * len(records))
 
+    def put(self, key: str, value: bytes, px: int) -> None:
+        """SET one key with a time to live in ms (the job's metrics snapshot: jobs/metrics.py)."""
+        self._send(_pack(("SET", key, value, "PX", str(int(px)))), 1)
+
     def delete(self, user_keys) -> None:
         """Remove users' decisions (erasure, consent revoked)."""
         keys = [p + k for k in user_keys for p in (self.prefix, self.shadow_prefix)]

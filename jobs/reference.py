@@ -78,6 +78,9 @@ class ReferenceJob:
         self.flush_interval_s = cfg.batching.flush_interval / 1000
         self._last_flush = monotonic()
         self.on_flush: Callable[[], None] | None = None
+        self.metrics = None                              # its JobMetrics, when attached
+        self.on_outcome: Callable | None = None          # each Outcome, as the learner gets it (jobs/metrics.py)
+        self.observers: list[Callable[[bool], None]] = []  # ticked when caught up or idle (and at the end: True)
 
     # -- inputs ------------------------------------------------------------------------------------------------
 
@@ -152,12 +155,16 @@ class ReferenceJob:
         event within milliseconds of the arrival; under load, batches fill and flush as usual."""
         if self.dirty or self.erased or self.marks:
             self.flush()
+        for tick in self.observers:
+            tick(False)
 
     def idle(self, now: float | None = None) -> None:
         """Call when input is quiet: idle partitions release the watermark, and a due batch is flushed."""
         self.fire(self.watermarks.idle_check(now) if now is not None else self.ingest.idle())
         if self.dirty or self.erased or self.marks:
             self.flush()
+        for tick in self.observers:
+            tick(False)
 
     # -- time --------------------------------------------------------------------------------------------------
 
@@ -206,6 +213,8 @@ class ReferenceJob:
         """End of input: the watermark goes to the end of time, every session closes, everything is written."""
         self.fire(END_OF_TIME)
         self.flush()
+        for tick in self.observers:
+            tick(True)
         self.sink.flush()
 
     # -- outputs -----------------------------------------------------------------------------------------------
@@ -217,6 +226,8 @@ class ReferenceJob:
 
     def _outcome(self, o) -> None:
         self.learner.add(o)
+        if self.on_outcome is not None:
+            self.on_outcome(o)
         if self.outputs.outcome:
             self.outputs.outcome(o)
 

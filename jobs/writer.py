@@ -16,6 +16,7 @@ class DecisionWriter:
         self.sink = sink
         self.scorer = scorer
         self.clock = clock
+        self.on_written = None  # called with each batch of decision records once sent (jobs/metrics.py)
 
     @classmethod
     def for_config(cls, cfg: Config, models_dir: str | None = None) -> "DecisionWriter":
@@ -45,6 +46,8 @@ class DecisionWriter:
         live, shadow = self.scorer.score(rows) if self.scorer is not None else (None, None)
         decisions = self.renderer.render(rows, int(self.clock() * 1000), live, learner)
         self.sink.write(decisions)
+        if self.on_written is not None:
+            self.on_written(decisions)
         if shadow is not None:
             sc = shadow.scores
             self.sink.write_shadow([(r.key, shadow.model_version, {m: float(v[i]) for m, v in sc.items()})

@@ -38,6 +38,8 @@ APPLIES = {
     "topic": (RUNNERS, "kafka", "it names the Kafka topic to read"),
     "privacy_topic": (("reference",), "kafka", "it names the reference runner's privacy topic"),
     "group_id": (("reference", "flink"), "kafka", "it names the Kafka consumer group"),
+    "metrics_port": (("reference",), None, "it serves the reference runner's metrics (the Flink job's are in "
+                     "Flink's metric system)"),
 }
 
 
@@ -72,7 +74,33 @@ def add_arguments(p) -> None:
                    help="where dead letters and late events go for file runs (JSON lines)")
     p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or 'none'; default: models.dir, "
                                      "else .demo/models if present, else no model scores")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="reference: serve Prometheus metrics on metrics.host:PORT/metrics (default: metrics.port; "
+                        "0: none)")
     p.add_argument("--quiet", action="store_true")
+
+
+def observe(job, sink, cfg, port: int | None) -> None:
+    """The job's metrics: on a port (--metrics-port / metrics.port) and as a snapshot in Redis for the dashboard
+    (metrics.publish_interval)."""
+    port = cfg.metrics.port if port is None else port
+    if not (port or cfg.metrics.publish_interval):
+        return
+    from shiftstream.jobs.metrics import JobMetrics, Publisher, serve_metrics
+
+    metrics = JobMetrics(job)
+    if cfg.metrics.publish_interval and hasattr(sink, "put"):
+        job.observers.append(Publisher(metrics, sink, cfg.metrics.stats_key, cfg.metrics.publish_interval / 1000).tick)
+    if port:
+        host = cfg.metrics.host
+        if not 0 < port < 65536:
+            raise usage(f"--metrics-port {port}: expected 1 to 65535")
+        try:
+            serve_metrics(metrics, host, port)
+        except OSError as exc:
+            raise UserError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} (is the port taken? "
+                            "--metrics-port)") from None
+        log.info("metrics on http://%s:%d/metrics", host, port)
 
 
 def check_arguments(args) -> None:
@@ -446,6 +474,7 @@ def main(args) -> int:
                                                                   outcome=outcome_writer(outcomes),
                                                                   content_action=outcome_writer(actions)),
                          scorer=scorer)
+        observe(job, sink, cfg, args.metrics_port)
         t0 = time.perf_counter()
         if args.kafka_bootstrap:
             from shiftstream.jobs.kafka import run_kafka

@@ -19,6 +19,8 @@
     GET /metrics                  Prometheus text: requests by route and status, latency histograms (buckets
                                   from 0.25 ms), fallbacks by reason, Redis errors, records posted, produce
                                   failures
+    GET /dashboard                the live dashboard (one page, assets inline), polling GET /v1/dashboard: the
+                                  job's snapshot (jobs/metrics.py, published to Redis) and the API's counters
     GET /healthz                  the process answers
     GET /readyz                   Redis answers within the timeout (503 otherwise)
 
@@ -37,6 +39,7 @@ import signal
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 
@@ -87,6 +90,25 @@ class Metrics:
                                         "Records the broker refused after the producer's retries", registry=r)
         self.redis_errors = Counter("shiftstream_api_redis_errors", "Redis reads that failed or timed out",
                                     ["kind"], registry=r)
+
+    def summary(self) -> dict:
+        """Requests by route, fallbacks by reason, and decision reads' p50 / p99 (from the histogram's buckets:
+        the bucket bound the quantile falls under), for the dashboard."""
+        requests, fallbacks, buckets = {}, {}, []
+        for fam in self.registry.collect():
+            for s in fam.samples:
+                if s.name == "shiftstream_api_requests_total":
+                    requests[s.labels["route"]] = requests.get(s.labels["route"], 0) + s.value
+                elif s.name == "shiftstream_api_fallbacks_total":
+                    fallbacks[s.labels["reason"]] = s.value
+                elif s.name == "shiftstream_api_request_seconds_bucket" and s.labels["route"] == "decisions":
+                    buckets.append((float(s.labels["le"]), s.value))
+        q = {}
+        total = buckets[-1][1] if buckets else 0
+        for name, p in (("p50", 0.5), ("p99", 0.99)):
+            q[name] = next((le * 1000 for le, n in buckets if n >= p * total and le != float("inf")), None) \
+                if total else None
+        return {"requests": requests, "fallbacks": fallbacks, "decision_ms": q}
 
     def timed(self, route: str, handler):
         async def wrapped(request):
@@ -281,6 +303,23 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    page = (Path(__file__).with_name("dashboard.html")).read_bytes()
+
+    async def dashboard_page(request):
+        from starlette.responses import Response
+
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+    async def dashboard_data(request):
+        """What the dashboard polls: the job's latest snapshot (Redis, `metrics.stats_key`) and the API's own."""
+        job = None
+        try:
+            raw = await asyncio.wait_for(client.get(cfg.metrics.stats_key), r_timeout)
+            job = orjson.loads(raw) if raw else None
+        except (asyncio.TimeoutError, OSError, aioredis.RedisError, orjson.JSONDecodeError):
+            pass
+        return _json({"at": int(clock() * 1000), "job": job, "api": metrics.summary()})
+
     async def healthz(request):
         return _json({"status": "ok"})
 
@@ -300,6 +339,7 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
               Route("/v1/privacy", t("privacy", post_privacy), methods=["POST"]),
               Route("/v1/users/{user_id:path}/personalization", t("personalization", put_level), methods=["PUT"]),
               Route("/metrics", prometheus), Route("/healthz", t("healthz", healthz)),
+              Route("/dashboard", dashboard_page), Route("/v1/dashboard", dashboard_data),
               Route("/readyz", t("readyz", readyz))]
 
     @contextlib.asynccontextmanager

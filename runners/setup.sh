@@ -14,10 +14,18 @@ command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)         # the loopback tes
 if ! command -v java >/dev/null 2>&1 || ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
   need_apt+=(openjdk-17-jre-headless)
 fi
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing apt packages: ${need_apt[*]}"
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)        # the dashboard's test: a real headless browser
+need_bare=()  # without the recommended extras (the Debian prometheus package recommends node exporters)
+command -v prometheus >/dev/null 2>&1 || need_bare+=(prometheus)  # the metrics test scrapes the API and the job
+if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_bare[@]} -gt 0 ]; then
+  echo "setup: installing apt packages: ${need_apt[*]} ${need_bare[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  if [ ${#need_bare[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_bare[@]}" >/dev/null
+  fi
 fi
 
 PY=""

@@ -241,6 +241,14 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    host: str = _str("127.0.0.1")
+    port: int = _int(0, 0)
+    publish_interval: int = _dur("1s", 0)
+    stats_key: str = _str("ss:stats:job")
+
+
+@dataclass(frozen=True)
 class Config:
     """All settings; sections mirror the YAML file's top-level keys."""
 
@@ -262,6 +270,7 @@ class Config:
     engine: Engine = Engine()
     privacy: Privacy = Privacy()
     serve: Serve = Serve()
+    metrics: Metrics = Metrics()
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with whole sections or dotted keys changed: `cfg.replace(**{"redis.url": "redis://..."})`."""
