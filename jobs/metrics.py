@@ -6,7 +6,8 @@ Counters are read from the job's own `Counts` when scraped (nothing is counted t
 events in, dead letters by reason, late, duplicates, blocked by reason, sessions, shifts, trigger actions by
 name, outcomes, decisions written. Measured per decision written: the latency from the event's time to its
 decision in Redis (wall clock: meaningful for live traffic, whose event times follow the clock). Gauges at scrape:
-watermark lag, consumer lag (Kafka runs), users in state, Redis retries, the model version in force.
+watermark lag, consumer lag (Kafka runs), users in state, Redis retries, the model version in force; outcomes and
+their reward by slot and experiment arm (engagement, for alerts: config/prometheus-alerts.yml).
 
 `snapshot()` is what the dashboard draws (`shiftstream serve` reads it from Redis, `metrics.stats_key`): the
 counters, p50 / p99 of the latest decisions' latencies, decisions by segment, choices per slot and variant, and
@@ -17,6 +18,7 @@ import math
 import time
 from collections import Counter, deque
 
+from shiftstream.transforms.outputs import COUNTERS
 from shiftstream.transforms.watermarks import NO_WATERMARK
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -121,7 +123,7 @@ class _Collector:
 
         m = self.m
         stats = dict(m.job.stats)  # (one C-level copy: the job thread may be counting meanwhile)
-        totals, reasons = {}, {}
+        totals, reasons = dict.fromkeys(COUNTERS, 0), {}  # every counter from 0, so a rate is 0, never absent
         for name, v in stats.items():
             base, _, reason = name.partition(".")
             if reason:
@@ -151,6 +153,15 @@ class _Collector:
             for part, n in sorted(m.lag_probe().items()):
                 g.add_metric([part], n)
             yield g
+        outcomes = CounterMetricFamily("shiftstream_job_slot_outcomes", "Exposures whose outcome is exact, by slot "
+                                       "and experiment arm ('-': none)", labels=["slot", "arm"])
+        reward = CounterMetricFamily("shiftstream_job_slot_reward", "Their reward (a click 1, a purchase "
+                                     "content.purchase_reward), by slot and experiment arm", labels=["slot", "arm"])
+        for (slot, arm), (n, s, _) in sorted(dict(m.arms).items()):
+            outcomes.add_metric([slot, arm], n)
+            reward.add_metric([slot, arm], s)
+        yield outcomes
+        yield reward
         if m.model_version:
             g = GaugeMetricFamily("shiftstream_job_model_info", "The model set in force", labels=["version"])
             g.add_metric([m.model_version], 1)

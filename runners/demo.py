@@ -93,6 +93,7 @@ def main(args) -> int:
         print(f"demo: the decision API is up: http://127.0.0.1:{port}/v1/decisions/USER_ID; try")
         print(f"  curl -s http://127.0.0.1:{port}/v1/decisions/{wanted[-1]}")
         print(f"  curl -s http://127.0.0.1:{port}/metrics")
+        print(f"demo: the dashboard (the run's figures): http://127.0.0.1:{port}/dashboard")
         print("demo: Ctrl-C stops the API" + ("" if args.redis_url else " and this demo's redis-server"), flush=True)
         serve_forever(settings, key, "127.0.0.1", port, sock=sock, banner=False)
     return 0

@@ -3,6 +3,7 @@
     shiftstream deploy start [--slots N]              JobManager + TaskManager as separate processes, on loopback
     shiftstream deploy submit --kafka-bootstrap B --topic T [--from-savepoint PATH]   `flink run -d -py jobs/flink/main.py`
     shiftstream deploy list                            the cluster's jobs (REST)
+    shiftstream deploy metrics JOB_ID                  its counters in Flink's metric system (group shiftstream)
     shiftstream deploy stop JOB_ID [--drain]          `flink stop --savepointPath ...`: prints the savepoint to resume from
     shiftstream deploy shutdown                        stop the TaskManager and the JobManager
 
@@ -212,6 +213,25 @@ class Cluster:
             time.sleep(0.5)
         raise ClusterError(f"job {job_id} is {state}, not {want}; logs in {self.home / 'log'}")
 
+    def metrics(self, job_id: str, group: str = "shiftstream") -> dict[str, float]:
+        """The job's counters in Flink's metric system under `group` (jobs/flink/metrics.py), summed over its
+        operators and subtasks: {name: value}, from the REST API."""
+        import urllib.parse
+
+        out: dict[str, float] = {}
+        for v in self.rest(f"/jobs/{job_id}")["vertices"]:
+            base = f"/jobs/{job_id}/vertices/{v['id']}/metrics"
+            ids = [m["id"] for m in self.rest(base) if f".{group}." in m["id"]]
+            for i in range(0, len(ids), 40):
+                got = self.rest(base + "?" + urllib.parse.urlencode({"get": ",".join(ids[i:i + 40])}))
+                for m in got:
+                    name = m["id"].rsplit(f".{group}.", 1)[1]
+                    try:
+                        out[name] = out.get(name, 0.0) + float(m["value"])
+                    except (TypeError, ValueError):  # a distribution's summary: kept as reported
+                        out[name] = m["value"]
+        return out
+
     def stop(self, job_id: str, drain: bool = False) -> str:
         """Stop with a savepoint (drain: the watermark goes to the end of time first); returns its path."""
         self.rest("/overview")  # a cluster that is up, or one clear line saying there is none
@@ -236,6 +256,8 @@ def add_arguments(p) -> None:
     add_job_arguments(s)
     s.add_argument("--from-savepoint", metavar="PATH")
     sub.add_parser("list", help="the cluster's jobs")
+    s = sub.add_parser("metrics", help="a job's shiftstream counters in Flink's metric system (JSON)")
+    s.add_argument("job_id")
     s = sub.add_parser("stop", help="stop a job with a savepoint; prints its path")
     s.add_argument("job_id")
     s.add_argument("--drain", action="store_true", help="end event time first: close every session (final stop)")
@@ -266,6 +288,8 @@ def main(args) -> int:
         elif c == "list":
             for j in cluster.rest("/jobs/overview")["jobs"]:
                 print(f"{j['jid']}  {j['state']:<10} {j['name']}")
+        elif c == "metrics":
+            print(json.dumps(cluster.metrics(args.job_id), indent=1, sort_keys=True))
         elif c == "stop":
             print(f"deploy: job {args.job_id} stopped; savepoint {cluster.stop(args.job_id, args.drain)}")
         elif c == "shutdown":

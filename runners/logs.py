@@ -16,11 +16,15 @@ LEVELS = ("debug", "info", "warning", "error")
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object a line: time (ms), level, logger, message, and the exception if any."""
+    """One JSON object a line: time (ms), level, logger, message, the record's `fields` (a dict passed as
+    `extra={"fields": {...}}`), and the exception if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": int(record.created * 1000), "level": record.levelname.lower(), "logger": record.name,
                "msg": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if fields:
+            out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, separators=(",", ":"))
@@ -32,6 +36,9 @@ class Text(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         level = "" if record.levelno == logging.INFO else record.levelname.lower() + ": "
         text = f"shiftstream: {level}{record.getMessage()}"
+        fields = getattr(record, "fields", None)
+        if fields:
+            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

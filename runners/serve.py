@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import errno
 import hmac
+import logging
 import os
 import signal
 import socket
@@ -52,6 +53,7 @@ from .errors import UserError, usage
 from .run import settings
 
 MAX_ID = 256  # bytes of a raw user id
+_LOG = logging.getLogger("shiftstream.serve")
 
 
 def add_arguments(p) -> None:
@@ -91,6 +93,11 @@ class Metrics:
         self.redis_errors = Counter("shiftstream_api_redis_errors", "Redis reads that failed or timed out",
                                     ["kind"], registry=r)
 
+        for reason in ("no_decision", "personalization_off", "redis_timeout", "redis_unavailable"):
+            self.fallbacks.labels(reason)  # every series from 0: a rate is 0, never absent
+        for kind in ("redis_timeout", "redis_unavailable"):
+            self.redis_errors.labels(kind)
+
     def summary(self) -> dict:
         """Requests by route, fallbacks by reason, and decision reads' p50 / p99 (from the histogram's buckets:
         the bucket bound the quantile falls under), for the dashboard."""
@@ -110,12 +117,17 @@ class Metrics:
                 if total else None
         return {"requests": requests, "fallbacks": fallbacks, "decision_ms": q}
 
-    def timed(self, route: str, handler):
+    def timed(self, route: str, handler, access_log: bool = False):
         async def wrapped(request):
             t0 = time.perf_counter()
             response = await handler(request)
-            self.latency.labels(route).observe(time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            self.latency.labels(route).observe(took)
             self.requests.labels(route, str(response.status_code)).inc()
+            if access_log:
+                _LOG.info("request", extra={"fields": {
+                    "method": request.method, "route": route, "status": response.status_code,
+                    "ms": round(took * 1000, 3), "client": request.client.host if request.client else None}})
             return response
         return wrapped
 
@@ -333,7 +345,9 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
     async def not_found(request, exc):
         return _json({"error": f"no such resource: {request.url.path}"}, exc.status_code)
 
-    t = metrics.timed
+    def t(route, handler):
+        return metrics.timed(route, handler, cfg.serve.access_log)
+
     routes = [Route("/v1/decisions/{user_id:path}", t("decisions", decision)),
               Route("/v1/events", t("events", post_events), methods=["POST"]),
               Route("/v1/privacy", t("privacy", post_privacy), methods=["POST"]),
@@ -411,8 +425,9 @@ def serve_forever(cfg, key: bytes, host: str, port: int, producer=None, sock=Non
 
     _Server = _server_class()
     sock = sock or bind(host, port)
+    # uvicorn's own messages through our handler (text, or JSON lines with --log-format json), not its formatters
     config = uvicorn.Config(app(cfg, key, producer=producer), log_level="warning", access_log=False, lifespan="on",
-                            loop="asyncio", http="h11")
+                            loop="asyncio", http="h11", log_config=None)
     if banner:
         print(f"shiftstream serve: http://{host}:{sock.getsockname()[1]}/v1/decisions/USER_ID (decisions in "
               f"{redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*)", flush=True)

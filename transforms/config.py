@@ -238,6 +238,7 @@ class Serve:
     max_body: int = _int(1_048_576, 1)
     max_events: int = _int(1000, 1)
     idempotent_producer: bool = field(default=True, metadata={"kind": "bool"})
+    access_log: bool = field(default=False, metadata={"kind": "bool"})
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
 from ..ingest import ingest_for
 from ..writer import DecisionWriter
+from .metrics import SYNC_EVERY, FlinkCounters
 
 MAX_WATERMARK = 2**63 - 1  # Flink's watermark at the end of input (or of a stop with drain)
 DEAD_TAG = OutputTag("dead-letters", Types.PRIMITIVE_ARRAY(Types.BYTE()))
@@ -87,6 +88,7 @@ class Decode(ProcessFunction):
         self.messages = list(read_frames(self.frames)) if self.frames else None
         self.ingest = ingest_for(self.cfg, Pseudonymiser(self.key), self.source)
         self.counts = Counts()
+        self.metrics = FlinkCounters(ctx.get_metrics_group(), self.counts)
         self.seen = 0
 
     def process_element(self, value, ctx):
@@ -95,6 +97,8 @@ class Decode(ProcessFunction):
         else:  # Kafka: value-only records, so the position is this task's arrival count
             offset, raw = self.seen, bytes(value)
         self.seen += 1
+        if not self.seen % SYNC_EVERY:
+            self.metrics.sync()
         a = self.ingest.message(raw, 0, offset)
         if type(a) is not Arrival:
             self.counts.reason(DEAD_LETTERS, a.reason)
@@ -104,6 +108,7 @@ class Decode(ProcessFunction):
 
     def close(self):
         if hasattr(self, "counts"):
+            self.metrics.sync()
             write_counts(self.counts, self.counts_dir, "decode")
 
 
@@ -136,6 +141,9 @@ class RunCore(KeyedProcessFunction):
         self.interval = self.cfg.batching.flush_interval
         self.batch = self.cfg.batching.micro_batch_size
         self.counts = Counts()
+        self.metrics = FlinkCounters(ctx.get_metrics_group(), self.counts)
+        if self.writer is not None:
+            self.writer.on_written = self.metrics.written
         self.marks: dict = {}         # user key -> its state, whose written decision became more settled
         self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled,
                                          outcome=self._outcome if self.content else None), self.counts)
@@ -310,6 +318,7 @@ class RunCore(KeyedProcessFunction):
             self.counts.inc(MARKED, self.writer.mark(self.marks, rendered=rendered))
             self.marks = {}
         self.sink.flush()  # every reply read: what is flushed is in Redis
+        self.metrics.sync()
         self.freezer.tick()
 
     def close(self):
@@ -322,6 +331,7 @@ class RunCore(KeyedProcessFunction):
                 pass
             self.sink.close()
         self.freezer.close()
+        self.metrics.sync()
         write_counts(self.counts, self.counts_dir, "core")
 
 
@@ -371,6 +381,8 @@ class Decide(KeyedCoProcessFunction):
         self.interval = self.cfg.batching.flush_interval
         self.batch = self.cfg.batching.micro_batch_size
         self.counts = Counts()
+        self.metrics = FlinkCounters(ctx.get_metrics_group(), self.counts)
+        self.writer.on_written = self.metrics.written
         self.restored = False
 
     def _restore(self, ctx):
@@ -429,6 +441,7 @@ class Decide(KeyedCoProcessFunction):
             self.marks = {}
             self.marks_state.clear()
         self.sink.flush()
+        self.metrics.sync()
         self._await(ctx)
 
     def _await(self, ctx):
@@ -495,4 +508,5 @@ class Decide(KeyedCoProcessFunction):
     def close(self):
         if hasattr(self, "sink"):
             self.sink.close()
+            self.metrics.sync()
             write_counts(self.counts, self.counts_dir, "decide")

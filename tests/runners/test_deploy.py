@@ -1,8 +1,10 @@
 """`shiftstream deploy` on a real standalone Flink cluster (JobManager and TaskManager processes from the wheel's
 distribution), a real Kafka-protocol broker and a real redis-server: submit, stop with a savepoint mid-stream,
 resume from it, drain; the final Redis equals the reference runner's."""
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,13 @@ def test_submit_stop_with_savepoint_resume_and_drain(kafka_broker, redis_url, tm
         assert len(pids) == 2  # a JobManager and a TaskManager process
         job = _deploy(home, *submit).split()[2]
         wait_committed(kafka_broker.bootstrap, "dep-group-flink", "dep-events", half, timeout_s=120)
+        # the job's counters in Flink's metric system, read back through the cluster's REST API
+        ref_half, _, _ = run_reference(msgs[:half], messages=True)
+        deadline, got = time.monotonic() + 30, {}
+        while time.monotonic() < deadline and got.get("events") != ref_half.stats["events"]:
+            got = json.loads(_deploy(home, "metrics", job))
+            time.sleep(0.5)
+        assert got["events"] == ref_half.stats["events"] and got["decisions_written"] > 0, got
         out = _deploy(home, "stop", job)
         savepoint = out.rsplit("savepoint ", 1)[1].strip()
         assert cluster.state(job) == "FINISHED" and Path(savepoint.replace("file:", "")).exists()

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SHIFTSTREAM_ARTIFACTS", ROOT / "test-artifacts"))
 KEY = "observability-test-key-0123"
 PANELS = ("p-events", "p-latency", "p-segments", "p-shifts", "p-dead", "p-arms", "p-shares", "p-triggers", "p-api")
+# series the dashboard names that this run has no cause to have (Prometheus keeps no series without samples)
+NOT_IN_THIS_RUN = {"shiftstream_job_model_info"}  # no model set (--models none)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage"]
@@ -112,8 +114,14 @@ def live(kafka_broker, tmp_path_factory):
                 time.sleep(0.04)
             c.close()
             assert accepted == len(events)
+            from confluent_kafka import Producer
+
+            p = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+            p.produce(topic, b"\x00not avro")  # a message no tag would send: a dead letter, by its reason
+            p.flush(10)
             deadline = time.monotonic() + 60
-            while _job_events(job_port) < accepted and time.monotonic() < deadline:
+            while time.monotonic() < deadline and (_job_events(job_port) < accepted or "shiftstream_job_dead_letters_"
+                                                   "total 1.0" not in _get(f"http://127.0.0.1:{job_port}/metrics")):
                 assert job.poll() is None, job.stderr.read().decode()[-2000:]
                 time.sleep(0.3)
             assert _job_events(job_port) == accepted
@@ -127,16 +135,30 @@ def live(kafka_broker, tmp_path_factory):
 def test_prometheus_scrapes_the_api_and_the_job_and_answers_a_query(live):
     prometheus = _need("prometheus")
     tmp, port = live["tmp"], free_port()
+    # the shipped scrape config and alerting rules, pointed at this run's ports and scraping every second
+    shipped = yaml.safe_load((ROOT / "config" / "prometheus.yml").read_text())
+    shipped["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    ports = {"shiftstream-api": live["api_port"], "shiftstream-job": live["job_port"]}
+    for sc in shipped["scrape_configs"]:
+        sc["static_configs"] = [{"targets": [f"127.0.0.1:{ports[sc['job_name']]}"]}]
+    shutil.copy(ROOT / "config" / "prometheus-alerts.yml", tmp / "prometheus-alerts.yml")
     conf = tmp / "prometheus.yml"
-    conf.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "shiftstream-api", "static_configs": [{"targets": [f"127.0.0.1:{live['api_port']}"]}]},
-            {"job_name": "shiftstream-job", "static_configs": [{"targets": [f"127.0.0.1:{live['job_port']}"]}]}]}))
+    conf.write_text(yaml.safe_dump(shipped))
+    promtool = _need("promtool")
+    check = subprocess.run([promtool, "check", "config", str(conf)], capture_output=True, text=True, cwd=tmp)
+    assert check.returncode == 0, check.stdout + check.stderr
     p = _start([prometheus, f"--config.file={conf}", f"--storage.tsdb.path={tmp / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], cwd=tmp)
     try:
         wait_port(port, p, "prometheus", 30)
+        deadline = time.monotonic() + 30
+        while True:  # the port opens before the storage is ready (503 until then)
+            try:
+                _get(f"http://127.0.0.1:{port}/-/ready")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and p.poll() is None, "prometheus never became ready"
+                time.sleep(0.2)
 
         def query(q):
             body = json.loads(_get(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q})))
@@ -151,8 +173,22 @@ def test_prometheus_scrapes_the_api_and_the_job_and_answers_a_query(live):
         assert api == {"shiftstream-api": live["accepted"]}
         up = query("up")
         assert up == {"shiftstream-api": 1.0, "shiftstream-job": 1.0}
-        assert query("histogram_quantile(0.5, rate(shiftstream_job_decision_latency_seconds_bucket[1m]))") != {} or \
-            query("shiftstream_job_decision_latency_seconds_count")["shiftstream-job"] > 0
+        assert query("shiftstream_job_decision_latency_seconds_count")["shiftstream-job"] > 0
+        # every expression of the shipped Grafana dashboard is valid PromQL over these metrics, and the job's
+        # and the API's series it names exist (a renamed metric would leave a panel empty)
+        grafana = json.loads((ROOT / "config" / "grafana-dashboard.json").read_text())
+        names = set(json.loads(_get(f"http://127.0.0.1:{port}/api/v1/label/__name__/values"))["data"])
+        missing = set()
+        for panel in grafana["panels"]:
+            for target in panel["targets"]:
+                body = json.loads(_get(f"http://127.0.0.1:{port}/api/v1/query?" +
+                                       urllib.parse.urlencode({"query": target["expr"]})))
+                assert body["status"] == "success", (panel["title"], body)
+                missing |= set(re.findall(r"shiftstream_[a-z_]+", target["expr"])) - names
+        assert missing == NOT_IN_THIS_RUN, missing
+        rules = json.loads(_get(f"http://127.0.0.1:{port}/api/v1/rules"))["data"]["groups"]
+        assert rules and all(r["health"] in ("ok", "unknown") for g in rules for r in g["rules"])
+        assert {r["name"] for g in rules for r in g["rules"]} >= {"ShiftstreamDeadLettersHigh", "ShiftstreamApiSlow"}
     finally:
         _stop(p)
 

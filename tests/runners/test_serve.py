@@ -133,3 +133,25 @@ def test_a_bad_setting_is_one_line_and_a_non_zero_exit(argv, says):
     r = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "serve", *argv], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr and "unexpected" not in r.stderr
+
+
+def test_json_access_logs_one_object_a_line(tmp_path):
+    """`--log-format json` with serve.access_log: a JSON object per request on stderr (route, status, ms)."""
+    with LocalRedis() as redis_server:
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump({"redis": {"url": redis_server.url}, "serve": {"access_log": True}}))
+        port = free_port()
+        p = subprocess.Popen([sys.executable, "-m", "shiftstream.runners.cli", "--log-format", "json", "serve",
+                              "--config", str(path), "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True, text=True)
+        try:
+            wait_port(port, p, "shiftstream serve", 30)
+            assert _get(port, "/v1/decisions/someone")[0] == 200
+            assert _get(port, "/nothing")[0] == 404
+        finally:
+            os.killpg(p.pid, signal.SIGTERM)
+            _, err = p.communicate(timeout=10)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON, or this fails
+    access = [r for r in lines if r["msg"] == "request"]
+    assert [(r["route"], r["status"]) for r in access] == [("decisions", 200)]
+    assert access[0]["ms"] >= 0 and access[0]["level"] == "info" and access[0]["logger"] == "shiftstream.serve"
