@@ -323,6 +323,25 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     return report
 
 
+def ensure_topic(bootstrap: str, topic: str, why: str) -> bool:
+    """Create `topic` (one partition, the broker's default replication) unless it exists; True if created. For the
+    topics a job must read from the start, such as the privacy topic: a request produced before the job found the
+    topic must not be missed."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    if topic_ends(bootstrap, [topic])[topic] >= 0:
+        return False
+    admin = AdminClient(client_config(bootstrap))
+    try:
+        admin.create_topics([NewTopic(topic, 1, -1)])[topic].result(15)
+    except Exception as exc:  # created meanwhile by another client: as good
+        if "exist" not in str(exc).lower():
+            raise
+        return False
+    logging.getLogger("shiftstream.kafka").info("created topic %s at %s (%s)", topic, bootstrap, why)
+    return True
+
+
 def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
     """Messages in each topic (the sum of its partitions' end offsets; -1 for a topic that does not exist)."""
     from confluent_kafka import Consumer, TopicPartition

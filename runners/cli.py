@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end after the summary instead of serving the decisions over HTTP until Ctrl-C")
     p.add_argument("--runner", choices=["reference", "flink"], default="reference",
                    help="reference (default) or flink: the PyFlink job on a local mini-cluster, thread mode, with the "
-                        "models (privacy requests are left out: they run on the reference runner)")
+                        "models")
     p.set_defaults(func=lambda a: __import__("shiftstream.runners.demo", fromlist=["main"]).main(a))
     return parser
 

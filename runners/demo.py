@@ -53,11 +53,8 @@ def main(args) -> int:
             train_all(history.events, load_config(), history.truth["categories"], models,
                       log=lambda m: print("demo: " + m))
             print(f"demo: models trained in {time.perf_counter() - t1:.1f}s -> {models}")
-        flink = args.runner == "flink"  # the PyFlink job on a mini-cluster; privacy requests run on the reference
-        argv = ["--runner", args.runner, "--input", str(paths["events"]), "--redis-url", url,
-                "--out-dir", str(work), "--models", str(models)]
-        if not flink:
-            argv += ["--privacy", str(paths["privacy"])]
+        argv = ["--runner", args.runner, "--input", str(paths["events"]), "--privacy", str(paths["privacy"]),
+                "--redis-url", url, "--out-dir", str(work), "--models", str(models)]
         rc = run.main(run_arguments(argv))
         if rc:
             return rc

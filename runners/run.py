@@ -27,8 +27,8 @@ log = logs.get("run")
 RUNNERS = ("reference", "beam", "flink")
 # options that apply to some runners or sources only: (runners, source) they apply to, None meaning any
 APPLIES = {
-    "privacy": (("reference",), "file", "privacy requests from a file go with an events file on the reference "
-                "runner (a Kafka run reads them from --privacy-topic; Beam and Flink do not take them yet)"),
+    "privacy": (("reference", "flink"), "file", "privacy requests from a file go with an events file on the "
+                "reference and Flink runners (a Kafka run reads them from --privacy-topic; Beam does not take them)"),
     "flink_mode": (("flink",), None, "it sets the PyFlink execution mode"),
     "beam_runner": (("beam",), None, "it picks Beam's local runner"),
     "beam_arg": (("beam",), None, "it passes options to Beam"),
@@ -36,7 +36,7 @@ APPLIES = {
     "from_checkpoint": (("flink",), "kafka", "a Flink Kafka run only (a file run starts afresh)"),
     "idle_exit": (("reference",), "kafka", "a reference-runner Kafka run only (a Flink run ends with --bounded)"),
     "topic": (RUNNERS, "kafka", "it names the Kafka topic to read"),
-    "privacy_topic": (("reference",), "kafka", "it names the reference runner's privacy topic"),
+    "privacy_topic": (("reference", "flink"), "kafka", "it names the privacy topic a Kafka run reads"),
     "group_id": (("reference", "flink"), "kafka", "it names the Kafka consumer group"),
     "metrics_port": (("reference",), None, "it serves the reference runner's metrics (the Flink job's are in "
                      "Flink's metric system)"),
@@ -344,19 +344,20 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     if not args.kafka_bootstrap:
         try:
             r = topology.run_file(cfg, str(args.input), key, str(args.out_dir), str(d) if d else None, mode,
-                                  cfg.engine.parallelism)
+                                  cfg.engine.parallelism, _read_privacy(args.privacy, cfg))
         except Exception as exc:  # the job failed: its first line, without a Java stack on top
             raise UserError(f"the Flink job failed: {first_line(exc, 500)}") from None
         elapsed = time.perf_counter() - t0
         print(f"shiftstream run (flink, {r['mode']} mode, mini-cluster): {r['messages']:,} messages in "
               f"{elapsed:.1f}s (start-up included)")
         print("  " + "  ".join(f"{k} {r.get(k, 0):,}" for k in ("events", "sessions", "shifts", "late", "duplicates",
-                                                                 "dead_letters", "decisions_written")))
+                                                                 "dead_letters", "blocked", "privacy_requests",
+                                                                 "decisions_written")))
         print(f"  decisions in {redact_url(cfg.redis.url)} under {cfg.redis.key_prefix}*; dead letters and late "
               f"events in {args.out_dir}/*.jsonl" + (f"; models {d}" if d else ""))
         return 0
     from shiftstream.jobs.flink.connectors import KafkaInput
-    from shiftstream.jobs.kafka import committed_total, kafka_reachable, topic_ends, wait_committed
+    from shiftstream.jobs.kafka import committed_total, ensure_topic, kafka_reachable, topic_ends, wait_committed
 
     k = cfg.kafka
     topic = args.topic or k.events_topic
@@ -388,7 +389,9 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
         log.warning("group %s has already consumed %s to its end (%s messages): nothing new to read. "
                     "--group-id NAME reads it afresh", group, topic, f"{before[topic]:,}")
     before = {t: max(n, 0) for t, n in before.items()}
-    src = KafkaInput(args.kafka_bootstrap, topic, group, bounded=args.bounded)
+    privacy_topic = args.privacy_topic or k.privacy_topic
+    ensure_topic(args.kafka_bootstrap, privacy_topic, "the job reads consent and erasure requests from it")
+    src = KafkaInput(args.kafka_bootstrap, topic, group, bounded=args.bounded, privacy_topic=privacy_topic)
     env = topology.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
     log.info("run (flink, %s mode, mini-cluster): reading %s at %s as group %s%s%s", mode, topic,
              args.kafka_bootstrap, group, f", restored from {restore}" if restore else "",

@@ -16,6 +16,7 @@ class KafkaInput:
     topic: str
     group_id: str
     bounded: bool = False
+    privacy_topic: str | None = None  # consent, erasure and personalization requests (None: none read)
 
 
 def flink_group(cfg) -> str:

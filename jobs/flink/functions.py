@@ -25,8 +25,8 @@ from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import (KeyedCoProcessFunction, KeyedProcessFunction, OutputTag, ProcessFunction,
-                                RuntimeContext, TimeDomain)
+from pyflink.datastream import (CoProcessFunction, KeyedCoProcessFunction, KeyedProcessFunction, OutputTag,
+                                ProcessFunction, RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from shiftstream.jobs.collector import Freezer
@@ -38,7 +38,7 @@ from shiftstream.transforms.outputs import CONTENT_ACTIONS, Outcome
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival
-from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, Changed
+from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY, Changed
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
@@ -51,6 +51,7 @@ MAX_WATERMARK = 2**63 - 1  # Flink's watermark at the end of input (or of a stop
 DEAD_TAG = OutputTag("dead-letters", Types.PRIMITIVE_ARRAY(Types.BYTE()))
 LATE_TAG = OutputTag("late-events", Types.PRIMITIVE_ARRAY(Types.BYTE()))
 OUTCOME_TAG = OutputTag("outcomes", Types.PICKLED_BYTE_ARRAY())          # content slots: exposures' results
+PRIVACY_MARK = "privacy"  # first field of a privacy request on the decoded stream (an event's is its time)
 ACTION_TAG = OutputTag("content-actions", Types.PRIMITIVE_ARRAY(Types.BYTE()))  # threshold rules' changes
 
 
@@ -73,29 +74,24 @@ class EventTime(TimestampAssigner):
     transforms/watermarks.py), so an event dated far ahead cannot fire every user's timers early."""
 
     def extract_timestamp(self, value, record_timestamp):
-        wm = value[1][1]  # (key, (event tuple, arrival watermark))
+        wm = value[1][1]  # (key, (event tuple or privacy request, arrival watermark))
         return wm if wm > 0 else 0
 
 
-class Decode(ProcessFunction):
-    """Message bytes (or a .frames index) -> (user key, (event tuple, source watermark at arrival)); bad bytes
-    -> the dead-letter output with the reason."""
+class _Decoding:
+    """What the decoders share. Out: (user key, (event tuple, source watermark at arrival)) for an event, (user key,
+    (("privacy", kind, ts, level), the watermark then)) for a privacy request, both keyed by the pseudonym (the
+    raw id of a privacy request is dropped from the cache at once); bad bytes -> the dead-letter output."""
 
-    def __init__(self, cfg, key: bytes, frames: str | None, source: str, counts_dir: str | None = None):
-        self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
-
-    def open(self, ctx: RuntimeContext):
-        self.messages = list(read_frames(self.frames)) if self.frames else None
-        self.ingest = ingest_for(self.cfg, Pseudonymiser(self.key), self.source)
+    def _open(self, ctx):
+        self.pseudonymise = Pseudonymiser(self.key)
+        self.ingest = ingest_for(self.cfg, self.pseudonymise, self.source)
         self.counts = Counts()
         self.metrics = FlinkCounters(ctx.get_metrics_group(), self.counts)
         self.seen = 0
+        self.privacy_decode = None
 
-    def process_element(self, value, ctx):
-        if self.messages is not None:
-            offset, raw = value, self.messages[value]
-        else:  # Kafka: value-only records, so the position is this task's arrival count
-            offset, raw = self.seen, bytes(value)
+    def _event(self, raw: bytes, offset: int):
         self.seen += 1
         if not self.seen % SYNC_EVERY:
             self.metrics.sync()
@@ -106,10 +102,85 @@ class Decode(ProcessFunction):
             return
         yield a.key, (tuple(a.event), a.watermark)
 
+    def _privacy(self, rec: dict):
+        raw = rec["user_id"]
+        key = self.pseudonymise(raw)
+        self.pseudonymise.forget(raw)
+        yield key, ((PRIVACY_MARK, rec["kind"], rec["ts"], rec.get("level")), self.ingest.watermarks.current)
+
+    def _privacy_message(self, raw: bytes, offset: int):
+        """A message of the privacy topic, checked as the reference runner checks it."""
+        from shiftstream.schemas.errors import DecodeError
+
+        from ..ingest import privacy_decoder
+
+        if self.privacy_decode is None:
+            self.privacy_decode = privacy_decoder(self.cfg)
+        try:
+            rec = self.privacy_decode(raw)
+            problem = self.ingest.privacy_problem(rec, len(raw))
+        except DecodeError as exc:
+            problem = exc
+        if problem is not None:
+            d = self.ingest.dead(problem, raw, 0, offset, source="privacy")
+            self.counts.reason(DEAD_LETTERS, d.reason)
+            yield DEAD_TAG, _json(d.record)
+            return
+        yield from self._privacy(rec)
+
     def close(self):
         if hasattr(self, "counts"):
             self.metrics.sync()
             write_counts(self.counts, self.counts_dir, "decode")
+
+
+class Decode(_Decoding, ProcessFunction):
+    """Message bytes (Kafka) or a .frames index (a file run) -> see `_Decoding`. A file run's privacy requests
+    (sorted by time) go in as event time reaches them, as the reference runner's file runs apply them: before a
+    message, those at or before the latest event time seen; the rest at the index past the last message."""
+
+    def __init__(self, cfg, key: bytes, frames: str | None, source: str, counts_dir: str | None = None,
+                 privacy: list | None = None):
+        self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
+        self.privacy = privacy or []
+
+    def open(self, ctx: RuntimeContext):
+        self.messages = list(read_frames(self.frames)) if self.frames else None
+        self._open(ctx)
+        self.next_privacy = 0
+
+    def process_element(self, value, ctx):
+        if self.messages is None:  # Kafka: value-only records, so the position is this task's arrival count
+            yield from self._event(bytes(value), self.seen)
+            return
+        privacy, i = self.privacy, self.next_privacy
+        if i < len(privacy):
+            high = self.ingest.watermarks.high() if value < len(self.messages) else END_OF_TIME
+            while i < len(privacy) and privacy[i]["ts"] <= high:
+                yield from self._privacy(privacy[i])
+                i += 1
+            self.next_privacy = i
+        if value < len(self.messages):
+            yield from self._event(self.messages[value], value)
+
+
+class DecodeWithPrivacy(_Decoding, CoProcessFunction):
+    """Kafka: the events topic (input 1) and the privacy topic (input 2), in the order they arrive, as the
+    reference runner reads the two -> see `_Decoding`."""
+
+    def __init__(self, cfg, key: bytes, source: str, counts_dir: str | None = None):
+        self.cfg, self.key, self.source, self.counts_dir = cfg, key, source, counts_dir
+
+    def open(self, ctx: RuntimeContext):
+        self._open(ctx)
+        self.privacy_seen = 0
+
+    def process_element1(self, value, ctx):
+        yield from self._event(bytes(value), self.seen)
+
+    def process_element2(self, value, ctx):
+        self.privacy_seen += 1
+        yield from self._privacy_message(bytes(value), self.privacy_seen - 1)
 
 
 class RunCore(KeyedProcessFunction):
@@ -145,8 +216,10 @@ class RunCore(KeyedProcessFunction):
         if self.writer is not None:
             self.writer.on_written = self.metrics.written
         self.marks: dict = {}         # user key -> its state, whose written decision became more settled
+        self.erased: dict = {}        # user keys whose decision is to be deleted (an erasure, a revoke)
         self.dispatch = Dispatch(Outlets(decision=self._due, late=self._late, settled=self._settled,
-                                         outcome=self._outcome if self.content else None), self.counts)
+                                         erased=self._erased, outcome=self._outcome if self.content else None),
+                                 self.counts)
         self._out: list = []          # what the outlets produced during one dispatch, yielded after it
         self._ctx = None
         self.freezer = Freezer(self.cfg.engine.gc_freeze_interval)  # no collector pause over the cached states
@@ -225,6 +298,13 @@ class RunCore(KeyedProcessFunction):
     def _late(self, record):
         self._out.append((LATE_TAG, _json(record)))
 
+    def _erased(self, key):
+        """A privacy request purged the user: nothing of theirs is written, their decision is deleted first."""
+        self.rows.pop(key, None)
+        self.marks.pop(key, None)
+        self.erased[key] = None
+        self._arm(key)
+
     def _outcome(self, o):
         self._out.append((OUTCOME_TAG, tuple(o)))
 
@@ -237,7 +317,7 @@ class RunCore(KeyedProcessFunction):
         if self.content:
             # rows go on at once, in the call that changed the state: every row then reaches Decide before the
             # watermark after it does, so Decide's watermark bounds what it can still be asked (see Decide)
-            if self.rows or self.marks:
+            if self.rows or self.marks or self.erased:
                 yield from self._pass_on()
         elif len(self.rows) >= self.batch:
             yield from self._flush()
@@ -246,6 +326,9 @@ class RunCore(KeyedProcessFunction):
 
     def process_element(self, value, ctx):
         key, (ev, arrival_wm) = value  # the key rides in the record: no call into Java for it
+        if type(ev[0]) is str:  # (PRIVACY_MARK, kind, ts, level): an event tuple starts with its time
+            yield from self._privacy(key, ev, arrival_wm, ctx)
+            return
         self.counts.inc(EVENTS)
         before = self._load(key)
         st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if arrival_wm is None else arrival_wm)
@@ -254,6 +337,31 @@ class RunCore(KeyedProcessFunction):
             if before is None:
                 self._cache(key, st)
             self._timer(key, st, ctx)
+        yield from self._emit(st, outs, ctx)
+
+    def _privacy(self, key, request, arrival_wm, ctx):
+        """A consent change, an erasure or a personalization level, applied on arrival (as the reference runner
+        does): the state purged or changed, its buffered events dropped with it, the decision deleted or due.
+        First the user's state goes to the source watermark at the request's arrival, as the reference runner's
+        has by then (it fires every timer the watermark passes at each arrival; Flink's timers follow later): the
+        facts settled before the request are released, not purged with it, on every engine alike."""
+        _, kind, ts, level = request
+        self.counts.inc(PRIVACY)
+        before = self._load(key)
+        if before is not None and arrival_wm is not None:
+            due = self.core.next_timer(before)
+            if due is not None and due <= arrival_wm:
+                ids = before.pending_ids.copy()
+                st, outs = self.core.advance(before, key, arrival_wm)
+                self._store(key, st, ctx, ids - st.pending_ids if st is not None else ())
+                yield from self._emit(before, outs, ctx)
+                if st is not before and key in self.rows:  # expired: its last decision renders from it now
+                    self.rows[key] = snapshot(before, key, self.cfg)
+                before = st
+        st, outs = self.core.privacy(before, key, kind, ts, level)
+        if st is not before and key in self.rows:  # a purged state: a row to render is the old one's, gone
+            self.rows.pop(key)
+        self._store(key, st, ctx)
         yield from self._emit(st, outs, ctx)
 
     def on_timer(self, timestamp, ctx):
@@ -295,14 +403,18 @@ class RunCore(KeyedProcessFunction):
         rows = [snapshot(st, key, cfg) if type(st) is UserState else st for key, st in self.rows.items()]
         marks = {key: (m if type(m) is Mark else settled_mark(m)) for key, m in self.marks.items()
                  if key not in self.rows}
-        self.rows, self.marks = {}, {}
-        yield pickle.dumps((rows, marks), protocol=pickle.HIGHEST_PROTOCOL)
+        erased = list(self.erased)
+        self.rows, self.marks, self.erased = {}, {}, {}
+        yield pickle.dumps((rows, marks, erased), protocol=pickle.HIGHEST_PROTOCOL)
 
     def _flush(self):
         if self.content:
-            if self.rows or self.marks:
+            if self.rows or self.marks or self.erased:
                 yield from self._pass_on()
             return
+        if self.erased:  # deletes first: a decision due after the erasure (a later event) is written after them
+            self.sink.delete(list(self.erased))
+            self.erased = {}
         rendered = self.rows
         if self.rows:
             cfg = self.cfg
@@ -455,7 +567,15 @@ class Decide(KeyedCoProcessFunction):
     def process_element1(self, value, ctx):
         if not self.restored:
             self._restore(ctx)
-        rows, marks = pickle.loads(value)
+        rows, marks, erased = pickle.loads(value)
+        if erased:  # purged users: nothing buffered or waiting of theirs is written, their decision goes now
+            for key in erased:
+                for d, st in ((self.buffer, self.buffered_state), (self.waiting, self.waiting_state),
+                              (self.marks, self.marks_state)):
+                    if d.pop(key, None) is not None:
+                        st.remove(key)
+                self.chooser.stale.pop(key, None)
+            self.sink.delete(erased)
         for r in rows:
             self.buffer[r.key] = r
             self.buffered_state.put(r.key, r)

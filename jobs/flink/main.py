@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-JOB_ARGUMENTS = ("config", "kafka_bootstrap", "topic", "group_id", "redis_url", "models")
+JOB_ARGUMENTS = ("config", "kafka_bootstrap", "topic", "privacy_topic", "group_id", "redis_url", "models")
 
 
 def add_job_arguments(p) -> None:
@@ -13,6 +13,8 @@ def add_job_arguments(p) -> None:
     p.add_argument("--config", help="YAML config (default: the embedded one)")
     p.add_argument("--kafka-bootstrap", help="Kafka bootstrap address (default: kafka.bootstrap)")
     p.add_argument("--topic", help="events topic (default: kafka.events_topic)")
+    p.add_argument("--privacy-topic", help="consent, erasure and personalization requests (default: "
+                                           "kafka.privacy_topic; created if missing)")
     p.add_argument("--group-id", help="consumer group (default: kafka.group_id with -flink appended)")
     p.add_argument("--redis-url", help="overrides redis.url")
     p.add_argument("--models", help="models directory (LIVE/SHADOW pointers), or none")
@@ -39,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     from pyflink.datastream import StreamExecutionEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment()
-    src = KafkaInput(args.kafka_bootstrap or cfg.kafka.bootstrap, args.topic or cfg.kafka.events_topic,
-                     args.group_id or flink_group(cfg))
+    from shiftstream.jobs.kafka import ensure_topic
+
+    bootstrap = args.kafka_bootstrap or cfg.kafka.bootstrap
+    privacy_topic = args.privacy_topic or cfg.kafka.privacy_topic
+    ensure_topic(bootstrap, privacy_topic, "the job reads consent and erasure requests from it")
+    src = KafkaInput(bootstrap, args.topic or cfg.kafka.events_topic, args.group_id or flink_group(cfg),
+                     privacy_topic=privacy_topic)
     job(cfg, key, src, None if args.models in (None, "none") else args.models, env=env)
     env.execute(args.name)
     return 0

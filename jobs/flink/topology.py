@@ -1,7 +1,8 @@
 """How the PyFlink job is wired, for a bounded file run or the deployed Kafka job.
 
     source (KafkaSource of raw bytes | a .frames file) -> Decode (ordered, parallelism 1: the core's Ingest stamps
-    the source watermark at arrival as the reference runner computes it; dead letters to a side output)
+    the source watermark at arrival as the reference runner computes it; dead letters to a side output; privacy
+    requests from the privacy topic, or a file run's, keyed with the events, in one order)
     -> Flink watermarks from the arrival watermarks (outliers cannot move them), with idleness -> key by user
     -> RunCore (alone in its task; see functions) -> decisions (Avro, wire format) on the main output, late events
     -> Kafka topics for decisions, dead letters and late events (file runs collect the last two to JSON lines)
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shiftstream.schemas import read_frames
@@ -36,8 +37,10 @@ class Streams:
 
 @dataclass(frozen=True)
 class FramesInput:
-    """A bounded run over a .frames file (wire-format messages, in file order)."""
+    """A bounded run over a .frames file (wire-format messages, in file order), with privacy requests (records,
+    sorted by time) applied as event time reaches them."""
     path: str
+    privacy: tuple = ()
 
 
 def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: bool = True,
@@ -45,28 +48,42 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
     """Wire the job onto env; returns its `Streams`."""
     from pyflink.common import Duration, Types, WatermarkStrategy
 
-    from .functions import ACTION_TAG, DEAD_TAG, LATE_TAG, OUTCOME_TAG, Decide, Decode, EventTime, RunCore
+    from .functions import (ACTION_TAG, DEAD_TAG, LATE_TAG, OUTCOME_TAG, Decide, Decode, DecodeWithPrivacy, EventTime,
+                            RunCore)
 
+    privacy = None
     if isinstance(source, FramesInput):
         from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
         n = sum(1 for _ in read_frames(source.path))
-        raw = env.from_source(NumberSequenceSource(0, n - 1), WatermarkStrategy.no_watermarks(), "frames")
-        decode = Decode(cfg, key, str(Path(source.path).resolve()), "events", counts_dir)
+        # one index past the last message when there are privacy requests: those left apply there
+        last = n if source.privacy else n - 1
+        raw = env.from_source(NumberSequenceSource(0, last), WatermarkStrategy.no_watermarks(), "frames")
+        decode = Decode(cfg, key, str(Path(source.path).resolve()), "events", counts_dir, list(source.privacy))
     else:
         from ..kafka_security import java_properties
 
-        raw = env.from_source(kafka_source(source, java_properties(cfg)), WatermarkStrategy.no_watermarks(),
-                              "kafka: " + source.topic)
-        decode = Decode(cfg, key, None, source.topic, counts_dir)
+        props = java_properties(cfg)
+        raw = env.from_source(kafka_source(source, props), WatermarkStrategy.no_watermarks(), "kafka: " + source.topic)
+        if source.privacy_topic:
+            privacy = env.from_source(kafka_source(replace(source, topic=source.privacy_topic), props),
+                                      WatermarkStrategy.no_watermarks(), "kafka: " + source.privacy_topic) \
+                .set_parallelism(1).uid("privacy-source")
+            decode = DecodeWithPrivacy(cfg, key, source.topic, counts_dir)
+        else:
+            decode = Decode(cfg, key, None, source.topic, counts_dir)
     raw = raw.set_parallelism(1).uid("source")
+    if privacy is not None:  # one decoder for both topics: each user's requests meet their events in one order
+        raw = raw.connect(privacy)
     decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
     # the timestamps are the arrival watermarks (already minus the allowed lateness, never decreasing)
     strategy = WatermarkStrategy.for_monotonous_timestamps() \
         .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
     timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
     content = bool(cfg.content.slots)
-    core = timed.key_by(lambda kv: kv[0], key_type=Types.STRING()) \
+    keyed = timed.key_by(lambda kv: kv[0], key_type=Types.STRING())
+    _pin(keyed._j_data_stream.getTransformation().getInputs(), decoded)
+    core = keyed \
         .process(RunCore(cfg, models_dir, publish, counts_dir),
                  output_type=Types.PICKLED_BYTE_ARRAY() if content else Types.PRIMITIVE_ARRAY(Types.BYTE())) \
         .uid("core").name("core").disable_chaining()
@@ -81,15 +98,31 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
                    decided.get_side_output(ACTION_TAG) if cfg.content.thresholds else None, outcomes)
 
 
+def _pin(transformations, upstream, parallelism: int = 1) -> None:
+    """Run the operators PyFlink adds of its own between `upstream` and these (the Python timestamp assigner's
+    extract / assign / remove steps, the key selector's map) at the decoder's parallelism. Left at the job's, a
+    parallel job reaches them by round robin, and two records of one user can overtake each other on the way to
+    the core: harmless for events (the core takes any order within the lateness, each event carrying its arrival
+    watermark), not for a privacy request, which purges the events before it. Pinned, they chain to the decoder,
+    one hop less, and every user's records reach the core in arrival order."""
+    stop = upstream._j_data_stream.getTransformation().getId()
+    todo = list(transformations)
+    while todo:
+        t = todo.pop()
+        if t.getId() != stop:
+            t.setParallelism(parallelism)
+            todo.extend(t.getInputs())
+
+
 def run_file(cfg, path: str, key: bytes, out_dir: str, models_dir: str | None = None, mode: str = "thread",
-             parallelism: int = 1) -> dict:
+             parallelism: int = 1, privacy: list | tuple = ()) -> dict:
     """A bounded run over a .frames file on the mini-cluster; dead letters and late events to JSON lines.
     Returns the functions' counters added up (the contract's vocabulary), with `messages` and `mode`."""
     env = environment(cfg, mode, parallelism, checkpoints=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="shiftstream-counts-") as counts_dir:
-        s = build(env, cfg, key, FramesInput(path), models_dir, publish=False, counts_dir=counts_dir)
+        s = build(env, cfg, key, FramesInput(path, tuple(privacy)), models_dir, publish=False, counts_dir=counts_dir)
         lines: dict[str, list[str]] = {"dead": [], "late": [], "actions": [], "outcomes": []}
         for tag, line in _collect(s):
             lines[tag].append(line)

@@ -65,13 +65,12 @@ class Flink:
         self.name = f"flink-{mode}" + (f"-p{parallelism}" if parallelism > 1 else "")
 
     def unsupported(self, scenario) -> str | None:
-        if scenario.privacy:
-            return "privacy requests on the Flink job are issue 6/6"
         return None
 
     def run(self, data, cfg, tmp: Path, models_dir: str | None) -> Result:
         from shiftstream.jobs.flink import topology
 
-        counts = topology.run_file(cfg, str(data.frames), DEV_KEY, str(tmp), models_dir, self.mode, self.parallelism)
+        counts = topology.run_file(cfg, str(data.frames), DEV_KEY, str(tmp), models_dir, self.mode, self.parallelism,
+                                   [p for _, p in data.privacy])
         return Result(redis_decisions(cfg.redis.url), counts, _lines(tmp / "late-events.jsonl"),
                       _lines(tmp / "dead-letters.jsonl"))

@@ -120,10 +120,19 @@ def data(s: Scenario, folder: Path) -> Data:
     frames = folder / f"{s.name}.frames"
     if not frames.exists():
         write_frames(frames, msgs)
-    # privacy requests arrive when event time reaches them (as `shiftstream run --privacy` applies them)
-    ts = [r["ts"] for r in sim.events]
+    # privacy requests arrive when event time reaches them, by the rule file runs apply them with (`shiftstream run
+    # --privacy`, reference and Flink): before a message, those at or before the latest event time seen so far
+    from shiftstream.jobs.ingest import ingest_for
+    from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
+
+    ingest = ingest_for(load_config(), Pseudonymiser(DEV_KEY), "events")
+    pending = sorted(sim.privacy, key=lambda r: r["ts"])
     privacy = []
-    for p in sim.privacy:
-        i = next((k for k, t in enumerate(ts) if t >= p["ts"]), len(ts))
-        privacy.append((i, p))
+    for k, m in enumerate(msgs):
+        high = ingest.watermarks.high()
+        while pending and pending[0]["ts"] <= high:
+            privacy.append((k, pending.pop(0)))
+        ingest.message(m, 0, k)
+    privacy += [(len(msgs), p) for p in pending]
     return Data(msgs, privacy, frames, sim.truth["counts"]["users"])

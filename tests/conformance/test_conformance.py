@@ -33,6 +33,9 @@ CASES = [pytest.param(e, s, id=f"{e.name}-{s.name}", marks=_marks(e, s)) for e i
 # (users split between two subtasks, each its own thread and Redis connection, both loading onnxruntime)
 CASES += [pytest.param(e, SCENARIOS[-1], id=f"{e.name}-{SCENARIOS[-1].name}", marks=_marks(e, SCENARIOS[-1]))
           for e in (Flink("process"), Flink("thread", parallelism=2))]
+# privacy requests keyed to the right subtask of a parallel job
+CASES += [pytest.param(Flink("thread", parallelism=2), s, id=f"flink-thread-p2-{s.name}", marks=_marks(Flink(), s))
+          for s in SCENARIOS if s.privacy]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _config(tmp_path: Path, prefix: str, batching: dict | None = None, **engine) -> Path:
     """A config file of our own: topics and consumer group named for the test, checkpoints in tmp_path."""
     cfg = {"kafka": {"decisions_topic": f"{prefix}-decisions", "dead_letter_topic": f"{prefix}-dead",
-                     "late_topic": f"{prefix}-late", "group_id": f"{prefix}-group"},
+                     "late_topic": f"{prefix}-late", "group_id": f"{prefix}-group",
+                     "privacy_topic": f"{prefix}-privacy"},
            "engine": {"checkpoint_dir": str(tmp_path / "checkpoints"), "checkpoint_interval": "1s", **engine},
            "batching": batching or {}}
     p = tmp_path / f"{prefix}.yaml"
@@ -222,3 +223,36 @@ def test_content_choices_killed_mid_stream_and_restored_give_the_reference_runne
     assert r.returncode == 0, r.stderr[-3000:]
     assert "restored from" in r.stderr
     assert redis_decisions(redis_url) == reference
+
+
+def test_privacy_requests_from_their_topic_purge_and_refuse_on_the_flink_job(kafka_broker, redis_url, tmp_path):
+    """Erasures and a consent revoke on the privacy topic (which the job creates if missing, and reads with the
+    events): those users have no decision left in Redis, whichever topic the job read first; everyone else's
+    decisions are the reference runner's for the events alone; a broken request is a dead letter of the privacy
+    source."""
+    from confluent_kafka import Producer
+
+    from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
+
+    sim = simulate(SimConfig(users=30, events=3000, seed=47, privacy_rate=0, malformed=0))
+    produce(sim, kafka_broker.bootstrap, "fp-events", "fp-unused", rate=None, progress=False)
+    users = sorted(sim.truth["users"])
+    gone, revoked = users[:3], users[3]
+    after = max(e["ts"] for e in sim.events) + 1000  # after all their events: both orders end with no decision
+    pwire = WireCodec(MemoryRegistry(), "privacy_request")
+    p = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for i, u in enumerate(gone + [revoked]):
+        p.produce("fp-privacy", pwire.encode({"request_id": f"r{i}", "user_id": u, "ts": after, "source": "test",
+                                              "kind": "erasure" if u in gone else "consent_revoked"}))
+    p.produce("fp-privacy", b"\x00\x00\x00\x00\x07broken")
+    p.flush(10)
+    r = _run(kafka_broker.bootstrap, "fp-events", redis_url, _config(tmp_path, "fp"), "--bounded")
+    assert r.returncode == 0, r.stderr[-3000:]
+    ps = Pseudonymiser(DEV_KEY)
+    got = redis_decisions(redis_url)
+    assert not {ps(u) for u in gone + [revoked]} & set(got)
+    _, mem, _ = run_reference(list(wire_messages(sim, WireCodec(MemoryRegistry(), "interaction"))), messages=True)
+    want = {k: v for k, v in mem.stable().items() if k not in {ps(u) for u in gone + [revoked]}}
+    assert got == want and len(want) == len(users) - 4
+    dead = [json.loads(m) for m in kafka_messages(kafka_broker.bootstrap, "fp-dead")]
+    assert [d["source"] for d in dead] == ["privacy"]
