@@ -14,6 +14,7 @@ command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)         # the loopback tes
 if ! command -v java >/dev/null 2>&1 || ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
   need_apt+=(openjdk-17-jre-headless)
 fi
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)  # compiles jobs/flink/java (the Java front)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)        # the dashboard's test: a real headless browser
 need_bare=()  # without the recommended extras (the Debian prometheus package recommends node exporters)
 command -v prometheus >/dev/null 2>&1 || need_bare+=(prometheus)  # the metrics test scrapes the API and the job
@@ -40,6 +41,7 @@ stamp="$VENV/.shiftstream-installed"
 want=$(cat requirements.lock setup.py | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/shiftstream" ]; then
   "$VENV/bin/python" -m shiftstream.jobs.flink.jars .jars >/dev/null   # cheap when present: only the hashes are checked
+  "$VENV/bin/python" -m shiftstream.jobs.flink.front .jars >/dev/null  # compiled again only when its source changed
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || { echo "setup: creating $VENV with $PY"; "$PY" -m venv "$VENV"; }
@@ -49,5 +51,6 @@ echo "setup: installing Python packages into $VENV (first time: a few minutes)"
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 "$VENV/bin/python" -m pip check
 "$VENV/bin/python" -m shiftstream.jobs.flink.jars .jars   # Kafka connector jars for the PyFlink job, sha256-pinned
+"$VENV/bin/python" -m shiftstream.jobs.flink.front .jars  # the Java front (jobs/flink/java), compiled with the JDK
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -1,0 +1,142 @@
+"""The Java front: a Kafka record deserializer that takes the user's pseudonym and the event time in Java, so that a
+PyFlink job needs one Python operator per event (the keyed one). Source: jobs/flink/java/Front.java.
+
+    python -m shiftstream.jobs.flink.front .jars      # compile it (what `make setup` runs; skipped when built)
+
+Built with the JDK's `javac` against the pyflink wheel's `lib/` jars and the Kafka connector's (jobs/flink/jars.py),
+into `<jars dir>/shiftstream-front.jar`, again only when the source or the jars it compiles against change.
+`bench/flink_front.py` measures it against a Python front; jobs/flink/topology.py does not use it yet.
+
+What it reads: the Confluent wire-format header and the prefix of an Interaction (event_id, user_id,
+event_type, ts); the key is the same HMAC pseudonym as `transforms.pseudonyms.Pseudonymiser`. A record it cannot
+read gets the key "!<partition>:<offset>", never an exception; a record it can read may still be invalid past that
+prefix, so the Python side decodes the whole record and dead-letters on its own judgement."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent / "java" / "Front.java"
+JAR = "shiftstream-front.jar"
+PACKAGE = "io.shiftstream.flink"
+
+
+class FrontBuildError(RuntimeError):
+    """The Java front could not be compiled (no JDK, or javac failed: the message says which)."""
+
+
+def _classpath(jars_dir: Path) -> list[Path]:
+    import pyflink
+
+    lib = Path(pyflink.__file__).resolve().parent / "lib"
+    return sorted(lib.glob("*.jar")) + sorted(p for p in Path(jars_dir).glob("*.jar") if p.name != JAR)
+
+
+def _stamp(jars_dir: Path) -> str:
+    h = hashlib.sha256(SOURCE.read_bytes())
+    for p in _classpath(jars_dir):
+        h.update(p.name.encode())
+    return h.hexdigest()
+
+
+def build(jars_dir: str | Path) -> Path:
+    """The jar, compiled if missing or stale; returns its path."""
+    jars_dir = Path(jars_dir)
+    jar, stamp_file = jars_dir / JAR, jars_dir / (JAR + ".sha256")
+    want = _stamp(jars_dir)
+    if jar.exists() and stamp_file.exists() and stamp_file.read_text().strip() == want:
+        return jar
+    javac = shutil.which("javac")
+    if javac is None:
+        raise FrontBuildError("no javac: the Java front needs a JDK (make setup installs openjdk-17-jdk-headless)")
+    with tempfile.TemporaryDirectory(prefix="shiftstream-front-") as tmp:
+        classes = Path(tmp) / "classes"
+        cp = ":".join(str(p) for p in _classpath(jars_dir))
+        r = subprocess.run([javac, "--release", "17", "-Xlint:all", "-Werror", "-cp", cp, "-d", str(classes),
+                            str(SOURCE)], capture_output=True, text=True)
+        if r.returncode:
+            raise FrontBuildError(f"javac failed on {SOURCE}:\n{(r.stdout + r.stderr)[-3000:]}")
+        part = jar.with_suffix(".part")
+        # a jar is a zip; with an entry per folder, which py4j needs to see io.shiftstream.flink as a package
+        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+            for d in sorted({p for f in classes.rglob("*.class") for p in f.relative_to(classes).parents
+                             if str(p) != "."}):
+                z.writestr(d.as_posix() + "/", b"")
+            for f in sorted(classes.rglob("*.class")):
+                z.write(f, f.relative_to(classes).as_posix())
+        part.replace(jar)
+    stamp_file.write_text(want + "\n")
+    return jar
+
+
+def event_symbols() -> int:
+    """The number of Interaction.event_type symbols (the front refuses an index beyond them)."""
+    from shiftstream.schemas.avro import load_schema
+
+    field = next(f for f in load_schema("interaction")["fields"] if f["name"] == "event_type")
+    return len(field["type"]["symbols"])
+
+
+def java_class(name: str):
+    """A nested class of Front through py4j (the jar, and the Kafka connector's for the deserializer, must be on
+    the gateway's class loader: `env.add_jars`; a class whose dependencies are missing reads as absent)."""
+    from pyflink.java_gateway import get_gateway
+
+    return getattr(get_gateway().jvm, f"{PACKAGE}.Front${name}")
+
+
+def deserializer(key: bytes, schema_ids=()):
+    """A Front.Deserializer for the pseudonym key: Row(key, Row(key, ts, partition, offset, payload, event_ts))."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import to_jarray
+
+    return java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, list(schema_ids)), event_symbols(), True)
+
+
+def event_type():
+    """The event row PyFlink's keyed Python function receives (typed: no pickling)."""
+    from pyflink.common import Types
+
+    return Types.ROW_NAMED(["key", "ts", "partition", "offset", "payload", "event_ts"],
+                           [Types.STRING(), Types.LONG(), Types.INT(), Types.LONG(),
+                            Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG()])
+
+
+def keyed_stream(env, kafka_source_builder, key: bytes, name: str, watermarks):
+    """KafkaSource (the builder's settings, with the Java deserializer) -> keyBy(Front.RowKey): a PyFlink
+    KeyedStream whose `process` takes a Python KeyedProcessFunction over `event_type()` rows.
+
+    PyFlink's keyed Python operators want Row(key, event) on their input and a Row(STRING) key (they cast the
+    current key to Row), which is what the deserializer and RowKey give; the builder has no Python setter for a
+    record deserializer, so it goes through the Java builder."""
+    from pyflink.common import Types
+    from pyflink.datastream.data_stream import KeyedStream
+
+    kafka_source_builder._j_builder.setDeserializer(deserializer(key))
+    ds = env.from_source(kafka_source_builder.build(), watermarks, name,
+                         type_info=Types.ROW_NAMED(["key", "event"], [Types.STRING(), event_type()]))
+    j_keyed = ds._j_data_stream.keyBy(java_class("RowKey")(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, event_type(), ds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    jars_dir = Path(argv[0] if argv else ".jars")
+    try:
+        jar = build(jars_dir)
+    except FrontBuildError as exc:
+        print(f"front: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"front": str(jar), "bytes": jar.stat().st_size}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
