@@ -269,12 +269,16 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
         metrics.records.labels(field, "rejected").inc(len(errors))
         return _json({"accepted": accepted, "rejected": len(errors), "errors": errors}, 202)
 
-    async def _write(request, sink, field: str):
-        """The write endpoints' common path: the key, the limits, the JSON, then each record to the topic."""
+    async def _admitted(request, sink):
+        """(the JSON body, None) for a caller let in, else (None, the response): the gate, then the body."""
         refused = _refused(request, sink)
         if refused is not None:
-            return refused
-        data, bad = await _body(request)
+            return None, refused
+        return await _body(request)
+
+    async def _write(request, sink, field: str):
+        """The write endpoints' common path: the key, the limits, the JSON, then each record to the topic."""
+        data, bad = await _admitted(request, sink)
         if bad is not None:
             return bad
         records = data.get(field) if isinstance(data, dict) and field in data else \
@@ -288,10 +292,7 @@ def app(cfg, key: bytes, clock=time.time, producer=None):
     async def put_level(request):
         """PUT /v1/users/{user_id}/personalization {"level": "off" | "basic" | "full"}: a personalization request
         to the privacy topic (the job applies it in order with the user's other requests)."""
-        refused = _refused(request, privacy_in)
-        if refused is not None:
-            return refused
-        data, bad = await _body(request)
+        data, bad = await _admitted(request, privacy_in)
         if bad is not None:
             return bad
         level = data.get("level") if isinstance(data, dict) else None
