@@ -104,11 +104,11 @@ class JobMetrics:
             half = 1.96 * sd / math.sqrt(n) if n > 1 else None
             arms.append({"slot": slot, "arm": arm, "n": n, "mean": mean,
                          "lo": None if half is None else mean - half, "hi": None if half is None else mean + half})
-        lag = self.lag_probe() if self.lag_probe is not None else {}
+        lag = self.lag_probe() if self.lag_probe is not None else None
         return {"at": int(self.clock() * 1000), "counts": dict(self.job.stats), "users": len(self.job.states),
                 "latency_ms": {"p50": quantile(lat, 0.5), "p99": quantile(lat, 0.99), "n": len(lat)},
                 "segments": dict(self.segments), "choices": {k: dict(v) for k, v in self.choices.items()},
-                "arms": arms, "watermark_lag_s": self.watermark_lag_s(), "consumer_lag": sum(lag.values()),
+                "arms": arms, "watermark_lag_s": self.watermark_lag_s(), "consumer_lag": sum(lag.values()) if lag is not None else None,
                 "model_version": self.model_version, "series": list(self.series)}
 
 
