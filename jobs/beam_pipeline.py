@@ -81,7 +81,7 @@ class ReadEvents(beam.DoFn):
                 self.counts.reason(DEAD_LETTERS, a.reason)
                 yield beam.pvalue.TaggedOutput(DEAD, a.record)
                 continue
-            yield TimestampedValue((a.key, (tuple(a.event), a.watermark)), a.event.ts / 1000)
+            yield TimestampedValue((a.key, (tuple(a.event), a.own)), a.event.ts / 1000)  # (one partition: own = source)
 
 
 class RunCore(beam.DoFn):

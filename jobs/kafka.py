@@ -157,6 +157,8 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             tp.offset = pos if pos is not None else (tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
         consumer.incremental_assign(starts)
         held.update((tp.topic, tp.partition) for tp in starts)
+        # every partition of the events topic holds the watermark back from the start, not from its first event
+        job.watermarks.expect([tp.partition for tp in starts if tp.topic == topic], job.monotonic())
         report["partitions"] = len(held)
 
     def commit(wait: bool = False, offsets: dict | None = None) -> bool:
@@ -321,6 +323,14 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
             freezer.close()
             consumer.close()  # on every exit path, a failed write included (pending commits are sent first)
     return report
+
+
+def partition_count(bootstrap: str, topic: str) -> int:
+    """Partitions of a topic (0 for a topic that does not exist)."""
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient(client_config(bootstrap)).list_topics(topic, timeout=10).topics.get(topic)
+    return 0 if md is None or md.error is not None else len(md.partitions)
 
 
 def ensure_topic(bootstrap: str, topic: str, why: str) -> bool:

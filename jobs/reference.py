@@ -98,10 +98,10 @@ class ReferenceJob:
             self._dead(a.record)
             return None
         self.stats.inc(EVENTS)
-        key, ev, wm = a.key, a.event, a.watermark
+        key, ev, wm = a.key, a.event, a.watermark  # (late against its partition's own watermark: a.own)
         before = self.states.get(key)
         had_profile = before is not None and before.has_profile()  # (accept updates the state in place)
-        st, outs = self.core.accept(before, key, ev, wm)
+        st, outs = self.core.accept(before, key, ev, a.own)
         self._touched.add(key)
         if type(outs[0]) is Changed:  # applied, provisional until the watermark passes it
             self.states[key] = st

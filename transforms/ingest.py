@@ -20,12 +20,14 @@ from .watermarks import Watermarks
 
 
 class Arrival(NamedTuple):
-    """An accepted message: the user's pseudonym, the event, the source watermark at its arrival.
+    """An accepted message: the user's pseudonym, the event, the source watermark at its arrival (what timers
+    follow), and its partition's own watermark then (what it is judged late against: `Core.accept`'s watermark).
     `user_id` is the raw id, for `Pseudonymiser.forget` only: never forward it into state or across an edge."""
     key: str
     event: Ev
     watermark: int
     user_id: str
+    own: int
 
 
 class DeadLetter(NamedTuple):
@@ -74,7 +76,8 @@ class Ingest:
             return self.dead(problem, payload, partition, offset)
         ev = from_record(rec)
         raw = rec["user_id"]
-        return Arrival(self.pseudonymise(raw), ev, self.watermarks.observe(ev.ts, partition, self.monotonic()), raw)
+        wm = self.watermarks
+        return Arrival(self.pseudonymise(raw), ev, wm.observe(ev.ts, partition, self.monotonic()), raw, wm.own(partition))
 
     def privacy_problem(self, rec: dict, size: int | None = None):
         """A BadValue error for a decoded PrivacyRequest that must not be applied (over-long ids or message, a time

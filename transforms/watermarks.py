@@ -10,7 +10,11 @@ The rule (the same on every engine, because every engine stamps arrivals with th
 - A partition's watermark starts once it has `tolerance + 1` events, so a first event that is an outlier cannot
   set it either.
 - The source watermark is the slowest active partition's frontier minus `allowed_lateness`; a partition silent for
-  `idleness` (processing time) stops holding it back. It never decreases.
+  `idleness` (processing time) stops holding it back. It never decreases. It drives the timers (what settles).
+- An arriving event is late when it is at or before its *own partition's* watermark (that frontier minus
+  `allowed_lateness`, `own(partition)`): a function of the partition's events alone, so with several partitions
+  every engine calls the same events late, however it interleaves the partitions. (The source watermark is never
+  above the slowest partition's, so an event its own partition accepts is never behind what settled for it.)
 
 Everything depends on the order of events within a partition only, so a replay gives the same watermarks.
 """
@@ -103,6 +107,21 @@ class Watermarks:
         """After a restore into another process (another monotonic clock): every partition counts as just seen."""
         for p in self._parts.values():
             p.seen_at = now
+
+    def expect(self, partitions, now: float | None = None) -> None:
+        """Partitions the source has, known before their first event: each holds the watermark back until it has
+        a frontier or goes idle (counted from `now`), so the first partition read cannot carry the watermark past
+        what the others still hold. Partitions already tracked are left as they are."""
+        for part in partitions:
+            if part not in self._parts:
+                p = self._parts[part] = _Partition()
+                p.seen_at = now
+
+    def own(self, partition: object = 0) -> int:
+        """The partition's own watermark: its frontier minus the allowed lateness (NO_WATERMARK before it has one)."""
+        p = self._parts.get(partition)
+        f = NO_WATERMARK if p is None else p.frontier
+        return NO_WATERMARK if f == NO_WATERMARK else f - self.lateness
 
     def high(self) -> int:
         """The latest event time seen on any partition (outliers included)."""

@@ -40,7 +40,9 @@ def add_jars(env) -> None:
     env.add_jars(*(p.as_uri() for p in check(jars_dir())))
 
 
-def kafka_source(src: KafkaInput, properties: dict | None = None):
+def kafka_source(src: KafkaInput, properties: dict | None = None, deserializer=None):
+    """A KafkaSource of the raw values, or of what `deserializer` (a Java KafkaRecordDeserializationSchema, e.g.
+    jobs/flink/front.py's, which adds each record's partition and offset) makes of each record."""
     from pyflink.common.serialization import ByteArraySchema
     from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
     from pyflink.java_gateway import get_gateway
@@ -53,7 +55,6 @@ def kafka_source(src: KafkaInput, properties: dict | None = None):
                                         jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST))
     b = KafkaSource.builder().set_bootstrap_servers(src.bootstrap).set_topics(src.topic) \
         .set_group_id(src.group_id).set_starting_offsets(start) \
-        .set_value_only_deserializer(ByteArraySchema()) \
         .set_property("commit.offsets.on.checkpoint", "true") \
         .set_property("partition.discovery.interval.ms", "60000") \
         .set_property("fetch.max.wait.ms", "20")
@@ -61,6 +62,10 @@ def kafka_source(src: KafkaInput, properties: dict | None = None):
         b = b.set_property(k, v)
     if src.bounded:
         b = b.set_bounded(KafkaOffsetsInitializer.latest())
+    if deserializer is None:
+        b = b.set_value_only_deserializer(ByteArraySchema())
+    else:  # (the Python builder has no setter for a record deserializer)
+        b._j_builder.setDeserializer(deserializer)
     return b.build()
 
 

@@ -5,7 +5,8 @@ PyFlink job needs one Python operator per event (the keyed one). Source: jobs/fl
 
 Built with the JDK's `javac` against the pyflink wheel's `lib/` jars and the Kafka connector's (jobs/flink/jars.py),
 into `<jars dir>/shiftstream-front.jar`, again only when the source or the jars it compiles against change.
-`bench/flink_front.py` measures it against a Python front; jobs/flink/topology.py does not use it yet.
+`bench/flink_front.py` measures it against a Python front. The deployed job uses it so far for each record's
+partition and offset (its Python decoder keeps the watermarks per partition); the keyed path is the next step.
 
 What it reads: the Confluent wire-format header and the prefix of an Interaction (event_id, user_id,
 event_type, ts); the key is the same HMAC pseudonym as `transforms.pseudonyms.Pseudonymiser`. A record it cannot
@@ -92,12 +93,13 @@ def java_class(name: str):
     return getattr(get_gateway().jvm, f"{PACKAGE}.Front${name}")
 
 
-def deserializer(key: bytes, schema_ids=()):
-    """A Front.Deserializer for the pseudonym key: Row(key, Row(key, ts, partition, offset, payload, event_ts))."""
+def deserializer(key: bytes, schema_ids=(), wrap: bool = True):
+    """A Front.Deserializer for the pseudonym key: Row(key, Row(key, ts, partition, offset, payload, event_ts)) for
+    a keyed Python operator (wrap), else the event row alone (`event_type()`)."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import to_jarray
 
-    return java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, list(schema_ids)), event_symbols(), True)
+    return java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, list(schema_ids)), event_symbols(), wrap)
 
 
 def event_type():

@@ -86,21 +86,23 @@ class _Decoding:
     def _open(self, ctx):
         self.pseudonymise = Pseudonymiser(self.key)
         self.ingest = ingest_for(self.cfg, self.pseudonymise, self.source)
+        # the topic's partitions hold the watermark back from the start, as the reference runner's (jobs/kafka.py)
+        self.ingest.watermarks.expect(range(getattr(self, "partitions", 0)), self.ingest.monotonic())
         self.counts = Counts()
         self.metrics = FlinkCounters(ctx.get_metrics_group(), self.counts)
         self.seen = 0
         self.privacy_decode = None
 
-    def _event(self, raw: bytes, offset: int):
+    def _event(self, raw: bytes, offset: int, partition: int = 0):
         self.seen += 1
         if not self.seen % SYNC_EVERY:
             self.metrics.sync()
-        a = self.ingest.message(raw, 0, offset)
+        a = self.ingest.message(raw, partition, offset)
         if type(a) is not Arrival:
             self.counts.reason(DEAD_LETTERS, a.reason)
             yield DEAD_TAG, _json(a.record)
             return
-        yield a.key, (tuple(a.event), a.watermark)
+        yield a.key, (tuple(a.event), a.watermark, a.own)
 
     def _privacy(self, rec: dict):
         raw = rec["user_id"]
@@ -140,9 +142,10 @@ class Decode(_Decoding, ProcessFunction):
     message, those at or before the latest event time seen; the rest at the index past the last message."""
 
     def __init__(self, cfg, key: bytes, frames: str | None, source: str, counts_dir: str | None = None,
-                 privacy: list | None = None):
+                 privacy: list | None = None, partitions: int = 0):
         self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
         self.privacy = privacy or []
+        self.partitions = partitions
 
     def open(self, ctx: RuntimeContext):
         self.messages = list(read_frames(self.frames)) if self.frames else None
@@ -150,8 +153,8 @@ class Decode(_Decoding, ProcessFunction):
         self.next_privacy = 0
 
     def process_element(self, value, ctx):
-        if self.messages is None:  # Kafka: value-only records, so the position is this task's arrival count
-            yield from self._event(bytes(value), self.seen)
+        if self.messages is None:  # Kafka: the front's row (key, ts, partition, offset, payload, event_ts)
+            yield from self._event(bytes(value[4]), value[3], value[2])
             return
         privacy, i = self.privacy, self.next_privacy
         if i < len(privacy):
@@ -168,15 +171,16 @@ class DecodeWithPrivacy(_Decoding, CoProcessFunction):
     """Kafka: the events topic (input 1) and the privacy topic (input 2), in the order they arrive, as the
     reference runner reads the two -> see `_Decoding`."""
 
-    def __init__(self, cfg, key: bytes, source: str, counts_dir: str | None = None):
+    def __init__(self, cfg, key: bytes, source: str, counts_dir: str | None = None, partitions: int = 0):
         self.cfg, self.key, self.source, self.counts_dir = cfg, key, source, counts_dir
+        self.partitions = partitions
 
     def open(self, ctx: RuntimeContext):
         self._open(ctx)
         self.privacy_seen = 0
 
     def process_element1(self, value, ctx):
-        yield from self._event(bytes(value), self.seen)
+        yield from self._event(bytes(value[4]), value[3], value[2])
 
     def process_element2(self, value, ctx):
         self.privacy_seen += 1
@@ -325,13 +329,15 @@ class RunCore(KeyedProcessFunction):
     # -- Flink's calls -----------------------------------------------------------------------------------------
 
     def process_element(self, value, ctx):
-        key, (ev, arrival_wm) = value  # the key rides in the record: no call into Java for it
+        key, payload = value  # the key rides in the record: no call into Java for it
+        ev = payload[0]
         if type(ev[0]) is str:  # (PRIVACY_MARK, kind, ts, level): an event tuple starts with its time
-            yield from self._privacy(key, ev, arrival_wm, ctx)
+            yield from self._privacy(key, ev, payload[1], ctx)
             return
         self.counts.inc(EVENTS)
         before = self._load(key)
-        st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if arrival_wm is None else arrival_wm)
+        own = payload[2]  # late against its partition's own watermark at arrival (transforms/watermarks.py)
+        st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if own is None else own)
         if type(outs[0]) is Changed:  # applied, provisional: keyed state keeps the settled form plus this event
             self.pending.put(ev[1], ev)
             if before is None:

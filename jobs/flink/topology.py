@@ -63,15 +63,23 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
     else:
         from ..kafka_security import java_properties
 
+        from ..kafka import partition_count
+        from . import front
+
         props = java_properties(cfg)
-        raw = env.from_source(kafka_source(source, props), WatermarkStrategy.no_watermarks(), "kafka: " + source.topic)
+        parts = partition_count(source.bootstrap, source.topic)
+        # records with their partition and offset (jobs/flink/front.py): the decoder's watermarks are then per
+        # partition, as the reference runner's, and dead letters say where the message is
+        raw = env.from_source(kafka_source(source, props, front.deserializer(key, wrap=False)),
+                              WatermarkStrategy.no_watermarks(), "kafka: " + source.topic,
+                              type_info=front.event_type())
         if source.privacy_topic:
             privacy = env.from_source(kafka_source(replace(source, topic=source.privacy_topic), props),
                                       WatermarkStrategy.no_watermarks(), "kafka: " + source.privacy_topic) \
                 .set_parallelism(1).uid("privacy-source")
-            decode = DecodeWithPrivacy(cfg, key, source.topic, counts_dir)
+            decode = DecodeWithPrivacy(cfg, key, source.topic, counts_dir, parts)
         else:
-            decode = Decode(cfg, key, None, source.topic, counts_dir)
+            decode = Decode(cfg, key, None, source.topic, counts_dir, partitions=parts)
     raw = raw.set_parallelism(1).uid("source")
     if privacy is not None:  # one decoder for both topics: each user's requests meet their events in one order
         raw = raw.connect(privacy)
@@ -166,6 +174,10 @@ def job(cfg, key: bytes, source: KafkaInput, models_dir: str | None = None, mode
     Returns the environment, ready for `execute` (or `execute_async`)."""
     env = env or environment(cfg, mode, parallelism, restore_from)
     add_jars(env)
+    from . import front
+    from .connectors import jars_dir
+
+    env.add_jars(front.build(jars_dir()).as_uri())  # (compiled by `make setup`: this only checks it)
     s = build(env, cfg, key, source, models_dir, publish=True)
     from ..kafka_security import java_properties
 
