@@ -15,6 +15,7 @@ import pytest
 from shiftstream.jobs.testing import create_topic, kafka_messages
 from shiftstream.runners.local import free_port, wait_port
 from shiftstream.schemas import MemoryRegistry, WireCodec
+from tests.runners.test_serve import _get
 
 pytestmark = [pytest.mark.kafka]
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,15 +123,6 @@ def _put(port, user, body, key=KEY):
     finally:
         c.close()
 
-
-def _get(port, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, json.loads(r.read())
-    finally:
-        c.close()
 
 
 def test_a_personalization_level_goes_through_the_topic_and_the_job_and_the_api_honours_it(
