@@ -18,6 +18,7 @@ import math
 import time
 from collections import Counter, deque
 
+from shiftstream.transforms.experiments import count, reward_interval
 from shiftstream.transforms.outputs import COUNTERS
 from shiftstream.transforms.watermarks import NO_WATERMARK
 
@@ -48,7 +49,8 @@ class JobMetrics:
         self.recent: deque = deque(maxlen=RECENT)  # ms, the latest decisions'
         self.segments: Counter = Counter()          # decisions written, by segment
         self.choices: dict[str, Counter] = {}       # slot -> variant -> decisions choosing it
-        self.arms: dict[tuple, list] = {}           # (slot, experiment arm or "-") -> [outcomes, reward sum, sum sq]
+        self.arms: dict[str, dict] = {}             # slot -> experiment arm ("-": none) -> counts, the layout of
+                                                    # transforms.experiments.count
         self.model_version = None
         self.lag_probe = None                       # () -> {partition name: messages behind}, set by Kafka runs
         self.series: deque = deque(maxlen=SERIES)   # a point per publish: the dashboard's history on page load
@@ -73,12 +75,7 @@ class JobMetrics:
             self.model_version = decisions[-1]["model_version"]
 
     def outcome(self, o) -> None:
-        a = self.arms.get((o.slot, o.arm or "-"))
-        if a is None:
-            a = self.arms[(o.slot, o.arm or "-")] = [0, 0.0, 0.0]
-        a[0] += 1
-        a[1] += o.reward
-        a[2] += o.reward * o.reward
+        count(self.arms.setdefault(o.slot, {}), o.arm or "-", o.reward, o.first)
 
     def watermark_lag_s(self):
         wm = self.job.applied_through
@@ -98,12 +95,10 @@ class JobMetrics:
         """Plain data for the dashboard (JSON)."""
         lat = sorted(self.recent)
         arms = []
-        for (slot, arm), (n, s, ss) in sorted(self.arms.items()):
-            mean = s / n if n else 0.0
-            sd = math.sqrt(max(0.0, ss / n - mean * mean)) if n else 0.0
-            half = 1.96 * sd / math.sqrt(n) if n > 1 else None
-            arms.append({"slot": slot, "arm": arm, "n": n, "mean": mean,
-                         "lo": None if half is None else mean - half, "hi": None if half is None else mean + half})
+        for slot, by_arm in sorted(dict(self.arms).items()):
+            for arm, c in sorted(dict(by_arm).items()):
+                mean, lo, hi = reward_interval(c)
+                arms.append({"slot": slot, "arm": arm, "n": c[0], "mean": mean, "lo": lo, "hi": hi})
         lag = self.lag_probe() if self.lag_probe is not None else None
         return {"at": int(self.clock() * 1000), "counts": dict(self.job.stats), "users": len(self.job.states),
                 "latency_ms": {"p50": quantile(lat, 0.5), "p99": quantile(lat, 0.99), "n": len(lat)},
@@ -157,9 +152,10 @@ class _Collector:
                                        "and experiment arm ('-': none)", labels=["slot", "arm"])
         reward = CounterMetricFamily("shiftstream_job_slot_reward", "Their reward (a click 1, a purchase "
                                      "content.purchase_reward), by slot and experiment arm", labels=["slot", "arm"])
-        for (slot, arm), (n, s, _) in sorted(dict(m.arms).items()):
-            outcomes.add_metric([slot, arm], n)
-            reward.add_metric([slot, arm], s)
+        for slot, by_arm in sorted(dict(m.arms).items()):
+            for arm, c in sorted(dict(by_arm).items()):
+                outcomes.add_metric([slot, arm], c[0])
+                reward.add_metric([slot, arm], c[2])
         yield outcomes
         yield reward
         if m.model_version:

@@ -9,12 +9,11 @@ import pickle
 import time
 from typing import Callable
 
-from shiftstream.schemas.errors import DecodeError
 from shiftstream.transforms.config import Config
 from shiftstream.transforms.core import Core
 from shiftstream.transforms.decisions import snapshot
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
-from shiftstream.transforms.ingest import Arrival
+from shiftstream.transforms.ingest import Arrival, DeadLetter
 from shiftstream.transforms.learning import Learner
 from shiftstream.transforms.outputs import Changed
 from shiftstream.transforms.outputs import CONTENT_ACTIONS, DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY
@@ -139,14 +138,9 @@ class ReferenceJob:
     def on_privacy_message(self, data: bytes, partition: int = 0, offset: int | None = None) -> None:
         if self._privacy_decode is None:
             self._privacy_decode = privacy_decoder(self.cfg)
-        try:
-            rec = self._privacy_decode(data)
-        except DecodeError as exc:
-            self._dead(self.ingest.dead(exc, data, partition, offset, source="privacy").record)
-            return
-        problem = self.ingest.privacy_problem(rec, len(data))
-        if problem is not None:  # e.g. an erasure dated years ahead would block the user's events for good
-            self._dead(self.ingest.dead(problem, data, partition, offset, source="privacy").record)
+        rec = self.ingest.privacy_message(data, self._privacy_decode, partition, offset)
+        if type(rec) is DeadLetter:
+            self._dead(rec.record)
             return
         self.on_privacy(rec)
 

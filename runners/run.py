@@ -248,7 +248,9 @@ def run_file(job: ReferenceJob, path: Path, privacy: list[dict], progress: bool)
 
 
 def _feed(job: ReferenceJob, path: Path, privacy: list[dict], bar) -> None:
-    pi = 0
+    from shiftstream.transforms.ingest import PrivacySchedule
+
+    schedule = PrivacySchedule(privacy)
     max_ts = -1
     n = 0
     if path.suffix == ".frames":
@@ -260,22 +262,20 @@ def _feed(job: ReferenceJob, path: Path, privacy: list[dict], bar) -> None:
         feed = job.on_record
         ts_of = True
     for n, item in enumerate(items, 1):
-        if privacy:
+        if schedule:
             if ts_of:
                 ts = item["ts"]
                 if ts > max_ts:
                     max_ts = ts
             else:
                 max_ts = job.watermarks.high()
-            while pi < len(privacy) and privacy[pi]["ts"] <= max_ts:
-                job.on_privacy(privacy[pi])
-                pi += 1
+            for rec in schedule.due(max_ts):
+                job.on_privacy(rec)
         feed(item, 0, n - 1)
         if n & 4095 == 0:
             bar.update(4096)
-    while pi < len(privacy):
-        job.on_privacy(privacy[pi])
-        pi += 1
+    for rec in schedule.rest():
+        job.on_privacy(rec)
     bar.update(n & 4095)
 
 
@@ -392,7 +392,12 @@ def run_flink(args, cfg: Config, key: bytes) -> int:
     privacy_topic = args.privacy_topic or k.privacy_topic
     ensure_topic(args.kafka_bootstrap, privacy_topic, "the job reads consent and erasure requests from it")
     src = KafkaInput(args.kafka_bootstrap, topic, group, bounded=args.bounded, privacy_topic=privacy_topic)
-    env = topology.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
+    from shiftstream.jobs.flink.front import FrontBuildError
+
+    try:
+        env = topology.job(cfg, key, src, str(d) if d else None, mode, cfg.engine.parallelism, restore)
+    except FrontBuildError as exc:  # no JDK, or the Java front does not compile: what to do, in one line
+        raise UserError(first_line(exc, 500)) from None
     log.info("run (flink, %s mode, mini-cluster): reading %s at %s as group %s%s%s", mode, topic,
              args.kafka_bootstrap, group, f", restored from {restore}" if restore else "",
              ", to the end offsets" if args.bounded else "; Ctrl-C stops with a savepoint")

@@ -128,6 +128,16 @@ def _mean_var(metric: str, c) -> tuple[float, float, float]:
     return n, m, max(ss / n - m * m, 0.0)
 
 
+def reward_interval(c) -> tuple[float, float | None, float | None]:
+    """(mean reward per exposure, its 95% interval low, high) from an arm's counts (the layout `count` keeps);
+    no interval below two exposures."""
+    n, m, v = _mean_var("reward_per_exposure", c)
+    if n < 2:
+        return m, None, None
+    half = 1.959963984540054 * math.sqrt(v / n)
+    return m, m - half, m + half
+
+
 def guardrail(g, control, arm) -> dict:
     """One guardrail for an arm against the control: the difference with its 95% interval, and the status."""
     n0, m0, v0 = _mean_var(g.metric, control)

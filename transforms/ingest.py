@@ -79,6 +79,19 @@ class Ingest:
         wm = self.watermarks
         return Arrival(self.pseudonymise(raw), ev, wm.observe(ev.ts, partition, self.monotonic()), raw, wm.own(partition))
 
+    def privacy_message(self, data: bytes, decode: Callable[[bytes], dict], partition: int | None = 0,
+                        offset: int | None = None):
+        """One message of the privacy topic: its PrivacyRequest record, or a DeadLetter (source "privacy") for bytes
+        that do not decode or a request that must not be applied (`privacy_problem`)."""
+        try:
+            rec = decode(data)
+        except DecodeError as exc:
+            return self.dead(exc, data, partition, offset, source="privacy")
+        problem = self.privacy_problem(rec, len(data))
+        if problem is not None:  # e.g. an erasure dated years ahead would block the user's events for good
+            return self.dead(problem, data, partition, offset, source="privacy")
+        return rec
+
     def privacy_problem(self, rec: dict, size: int | None = None):
         """A BadValue error for a decoded PrivacyRequest that must not be applied (over-long ids or message, a time
         beyond the processing clock plus `max_future_skew`), else None."""
@@ -110,3 +123,29 @@ class Ingest:
     def idle(self) -> int:
         """The watermark after idle partitions are released (call when the source is quiet)."""
         return self.watermarks.idle_check(self.monotonic())
+
+
+class PrivacySchedule:
+    """A file run's privacy requests, applied as event time reaches them: before a message, every request dated at
+    or before the latest event time seen so far (`due(high)`); at the end, the rest (`rest()`). The one rule the
+    reference runner's and the Flink job's file runs, and the conformance suite, apply."""
+
+    def __init__(self, requests):
+        self.pending = sorted(requests, key=lambda r: r["ts"])
+        self.next = 0
+
+    def due(self, high: int) -> list:
+        i, pending = self.next, self.pending
+        j = i
+        while j < len(pending) and pending[j]["ts"] <= high:
+            j += 1
+        self.next = j
+        return pending[i:j]
+
+    def rest(self) -> list:
+        out = self.pending[self.next:]
+        self.next = len(self.pending)
+        return out
+
+    def __bool__(self) -> bool:
+        return self.next < len(self.pending)

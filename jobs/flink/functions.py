@@ -37,7 +37,7 @@ from shiftstream.transforms.learning import Learner
 from shiftstream.transforms.outputs import CONTENT_ACTIONS, Outcome
 from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
-from shiftstream.transforms.ingest import Arrival
+from shiftstream.transforms.ingest import Arrival, DeadLetter, PrivacySchedule
 from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY, Changed
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
@@ -111,22 +111,15 @@ class _Decoding:
         yield key, ((PRIVACY_MARK, rec["kind"], rec["ts"], rec.get("level")), self.ingest.watermarks.current)
 
     def _privacy_message(self, raw: bytes, offset: int):
-        """A message of the privacy topic, checked as the reference runner checks it."""
-        from shiftstream.schemas.errors import DecodeError
-
+        """A message of the privacy topic, checked as every engine checks it (`Ingest.privacy_message`)."""
         from ..ingest import privacy_decoder
 
         if self.privacy_decode is None:
             self.privacy_decode = privacy_decoder(self.cfg)
-        try:
-            rec = self.privacy_decode(raw)
-            problem = self.ingest.privacy_problem(rec, len(raw))
-        except DecodeError as exc:
-            problem = exc
-        if problem is not None:
-            d = self.ingest.dead(problem, raw, 0, offset, source="privacy")
-            self.counts.reason(DEAD_LETTERS, d.reason)
-            yield DEAD_TAG, _json(d.record)
+        rec = self.ingest.privacy_message(raw, self.privacy_decode, 0, offset)
+        if type(rec) is DeadLetter:
+            self.counts.reason(DEAD_LETTERS, rec.reason)
+            yield DEAD_TAG, _json(rec.record)
             return
         yield from self._privacy(rec)
 
@@ -144,25 +137,22 @@ class Decode(_Decoding, ProcessFunction):
     def __init__(self, cfg, key: bytes, frames: str | None, source: str, counts_dir: str | None = None,
                  privacy: list | None = None, partitions: int = 0):
         self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
-        self.privacy = privacy or []
+        self.privacy = list(privacy or ())
         self.partitions = partitions
 
     def open(self, ctx: RuntimeContext):
         self.messages = list(read_frames(self.frames)) if self.frames else None
         self._open(ctx)
-        self.next_privacy = 0
+        self.schedule = PrivacySchedule(self.privacy)
 
     def process_element(self, value, ctx):
         if self.messages is None:  # Kafka: the front's row (key, ts, partition, offset, payload, event_ts)
             yield from self._event(bytes(value[4]), value[3], value[2])
             return
-        privacy, i = self.privacy, self.next_privacy
-        if i < len(privacy):
-            high = self.ingest.watermarks.high() if value < len(self.messages) else END_OF_TIME
-            while i < len(privacy) and privacy[i]["ts"] <= high:
-                yield from self._privacy(privacy[i])
-                i += 1
-            self.next_privacy = i
+        if self.schedule:
+            last = value >= len(self.messages)  # the index past the last message: the rest
+            for rec in self.schedule.rest() if last else self.schedule.due(self.ingest.watermarks.high()):
+                yield from self._privacy(rec)
         if value < len(self.messages):
             yield from self._event(self.messages[value], value)
 

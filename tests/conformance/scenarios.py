@@ -124,15 +124,14 @@ def data(s: Scenario, folder: Path) -> Data:
     # --privacy`, reference and Flink): before a message, those at or before the latest event time seen so far
     from shiftstream.jobs.ingest import ingest_for
     from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.ingest import PrivacySchedule
     from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
 
     ingest = ingest_for(load_config(), Pseudonymiser(DEV_KEY), "events")
-    pending = sorted(sim.privacy, key=lambda r: r["ts"])
+    schedule = PrivacySchedule(sim.privacy)
     privacy = []
     for k, m in enumerate(msgs):
-        high = ingest.watermarks.high()
-        while pending and pending[0]["ts"] <= high:
-            privacy.append((k, pending.pop(0)))
+        privacy += [(k, p) for p in schedule.due(ingest.watermarks.high())]
         ingest.message(m, 0, k)
-    privacy += [(len(msgs), p) for p in pending]
+    privacy += [(len(msgs), p) for p in schedule.rest()]
     return Data(msgs, privacy, frames, sim.truth["counts"]["users"])

@@ -295,3 +295,13 @@ def test_the_decision_follows_the_level():
 
     for d in (full, basic, off):
         assert codec("decision").problem(d) is None
+
+
+def test_privacy_requests_of_a_file_run_come_due_as_event_time_reaches_them():
+    from shiftstream.transforms.ingest import PrivacySchedule
+
+    s = PrivacySchedule([{"ts": 30, "id": "c"}, {"ts": 10, "id": "a"}, {"ts": 20, "id": "b"}])
+    assert [r["id"] for r in s.due(5)] == [] and s
+    assert [r["id"] for r in s.due(20)] == ["a", "b"]
+    assert [r["id"] for r in s.due(20)] == []
+    assert [r["id"] for r in s.rest()] == ["c"] and not s

@@ -99,3 +99,22 @@ def test_a_guardrail_flags_an_arm_that_costs_reward_while_its_conversion_rate_ho
     assert [g["status"] for g in same["arms"][1]["guardrails"]] == ["ok", "ok"]
     thin = report(exp, {"control": [40, 4, 12.0, 20, 52.0], "cheap": [40, 4, 4.0, 20, 4.0]})
     assert thin["arms"][1]["guardrails"][0]["status"] == "at_risk"  # worse, but too few exposures to be sure
+
+
+def test_reward_interval_covers_the_true_mean_at_its_nominal_rate():
+    import random
+
+    from shiftstream.transforms.experiments import count, reward_interval
+
+    rng = random.Random(4)
+    covered = 0
+    for _ in range(400):
+        counts: dict = {}
+        for _ in range(300):  # clicks (1) at 10%, purchases (5) at 2%: mean 0.2
+            u = rng.random()
+            count(counts, "a", 5.0 if u < 0.02 else 1.0 if u < 0.12 else 0.0, False)
+        mean, lo, hi = reward_interval(counts["a"])
+        covered += lo <= 0.2 <= hi
+    # a normal interval on skewed rewards covers a little under 95% at n=300 (91.8% here); far off would be a bug
+    assert 0.90 <= covered / 400 <= 0.98
+    assert reward_interval([1, 1, 1.0, 1, 1.0]) == (1.0, None, None)

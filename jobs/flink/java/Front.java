@@ -19,8 +19,9 @@ import java.security.GeneralSecurityException;
 import java.util.Arrays;
 
 /**
- * The Java front of the PyFlink job (built by `make setup`: jobs/flink/front.py; measured by bench/flink_front.py;
- * not yet wired into jobs/flink/topology.py, whose decoder stamps the arrival watermark in Python): Kafka record -> (pseudonymised user key, Kafka timestamp, partition, offset,
+ * The Java front of the PyFlink job (built by `make setup`: jobs/flink/front.py; measured by bench/flink_front.py).
+ * The deployed job reads Kafka through the Deserializer for each record's partition and offset; its keyed path
+ * (RowKey, one Python operator per event) is not wired into jobs/flink/topology.py yet: Kafka record -> (pseudonymised user key, Kafka timestamp, partition, offset,
  * raw value, Avro ts), so that the only Python operator per event is the keyed one.
  *
  * <p>Layout of the value (Confluent wire format): byte 0 = magic 0, bytes 1-4 = schema id (big endian), then the
