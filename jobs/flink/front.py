@@ -53,6 +53,9 @@ def build(jars_dir: str | Path) -> Path:
     want = _stamp(jars_dir)
     if jar.exists() and stamp_file.exists() and stamp_file.read_text().strip() == want:
         return jar
+    if not any(p.name != JAR for p in jars_dir.glob("*.jar")):
+        raise FrontBuildError(f"no Kafka connector jars in {jars_dir}: run `make setup` (the Java front compiles "
+                              "against them)")
     javac = shutil.which("javac")
     if javac is None:
         raise FrontBuildError("no javac: the Java front needs a JDK (make setup installs openjdk-17-jdk-headless)")
@@ -62,7 +65,8 @@ def build(jars_dir: str | Path) -> Path:
         r = subprocess.run([javac, "--release", "17", "-Xlint:all", "-Werror", "-cp", cp, "-d", str(classes),
                             str(SOURCE)], capture_output=True, text=True)
         if r.returncode:
-            raise FrontBuildError(f"javac failed on {SOURCE}:\n{(r.stdout + r.stderr)[-3000:]}")
+            said = next((line for line in (r.stdout + r.stderr).splitlines() if "error:" in line), "no message")
+            raise FrontBuildError(f"javac could not compile {SOURCE.name} (run `make setup`): {said.strip()}")
         part = jar.with_suffix(".part")
         # a jar is a zip; with an entry per folder, which py4j needs to see io.shiftstream.flink as a package
         with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:

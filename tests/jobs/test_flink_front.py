@@ -117,3 +117,9 @@ class Echo(KeyedProcessFunction):
 
     def process_element(self, value, ctx):
         yield ctx.get_current_key(), value[0], ctx.timestamp(), -1 if value[5] is None else value[5]
+
+
+def test_a_front_that_cannot_be_built_says_what_to_do_in_one_line(tmp_path):
+    with pytest.raises(front.FrontBuildError, match="run `make setup`") as e:
+        front.build(tmp_path)  # no connector jars to compile against
+    assert "\n" not in str(e.value)
