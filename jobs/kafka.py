@@ -325,14 +325,6 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     return report
 
 
-def partition_count(bootstrap: str, topic: str) -> int:
-    """Partitions of a topic (0 for a topic that does not exist)."""
-    from confluent_kafka.admin import AdminClient
-
-    md = AdminClient(client_config(bootstrap)).list_topics(topic, timeout=10).topics.get(topic)
-    return 0 if md is None or md.error is not None else len(md.partitions)
-
-
 def ensure_topic(bootstrap: str, topic: str, why: str) -> bool:
     """Create `topic` (one partition, the broker's default replication) unless it exists; True if created. For the
     topics a job must read from the start, such as the privacy topic: a request produced before the job found the

@@ -2,6 +2,9 @@
 
     bytes -> decode -> (bad: a dead letter with the reason) -> check_record -> pseudonymise -> watermark stamp
 
+A dead letter whose envelope is readable and plausible still counts towards its partition's watermark
+(transforms/envelope.py), so an engine that keys on the envelope alone tracks the same watermarks.
+
 `Ingest.message(data, partition, offset)` returns an `Arrival` (the user's pseudonym, the core's event tuple and
 the source's watermark at its arrival) or a `DeadLetter`. An engine forwards `Arrival.key/event/watermark` to the
 user's `Core.accept`, and sends a `DeadLetter.record` to its dead-letter output. Decoding is the engine's to supply
@@ -14,6 +17,7 @@ from typing import Callable, NamedTuple
 from shiftstream.schemas.errors import DecodeError, TooLarge
 
 from .deadletters import dead_letter
+from .envelope import envelope_ts, plausible
 from .events import Ev, Limits, check_record, from_record
 from .pseudonyms import Pseudonymiser
 from .watermarks import Watermarks
@@ -65,19 +69,41 @@ class Ingest:
         try:
             rec = self.decode(data)
         except DecodeError as exc:
+            ts = envelope_ts(data, int(self.clock() * 1000) + self.max_future_ms, self.limits.max_id, self.max_bytes)
+            if ts is not None:  # unreadable past its envelope: its time still counts (transforms/envelope.py)
+                self.watermarks.observe(ts, partition, self.monotonic())
             return self.dead(exc, data, partition, offset)
         return self.record(rec, partition, offset, data)
 
     def record(self, rec: dict, partition: int = 0, offset: int | None = None,
                payload: bytes | None = None) -> Arrival | DeadLetter:
         """One decoded Interaction record (from a container file, or `message` after decoding)."""
-        problem = check_record(rec, int(self.clock() * 1000) + self.max_future_ms, self.limits)
+        latest = int(self.clock() * 1000) + self.max_future_ms
+        problem = check_record(rec, latest, self.limits)
         if problem is not None:
+            ts = rec["ts"]
+            if plausible(len(rec["event_id"] or ""), len(rec["user_id"] or ""), ts, latest, self.limits.max_id):
+                self.watermarks.observe(ts, partition, self.monotonic())  # (transforms/envelope.py)
             return self.dead(problem, payload, partition, offset)
         ev = from_record(rec)
         raw = rec["user_id"]
         wm = self.watermarks
         return Arrival(self.pseudonymise(raw), ev, wm.observe(ev.ts, partition, self.monotonic()), raw, wm.own(partition))
+
+    def event(self, data: bytes, partition: int = 0, offset: int | None = None) -> Ev | DeadLetter:
+        """One message value checked and decoded as `message` does, for an engine that keyed it and stamped its
+        watermarks from the envelope already (the PyFlink job's Java front): the event, or a DeadLetter."""
+        if len(data) > self.max_bytes:
+            return self.dead(TooLarge(f"{len(data)} bytes, over limits.max_message_bytes ({self.max_bytes})"), data,
+                             partition, offset)
+        try:
+            rec = self.decode(data)
+        except DecodeError as exc:
+            return self.dead(exc, data, partition, offset)
+        problem = check_record(rec, int(self.clock() * 1000) + self.max_future_ms, self.limits)
+        if problem is not None:
+            return self.dead(problem, data, partition, offset)
+        return from_record(rec)
 
     def privacy_message(self, data: bytes, decode: Callable[[bytes], dict], partition: int | None = 0,
                         offset: int | None = None):

@@ -5,13 +5,15 @@ PyFlink job needs one Python operator per event (the keyed one). Source: jobs/fl
 
 Built with the JDK's `javac` against the pyflink wheel's `lib/` jars and the Kafka connector's (jobs/flink/jars.py),
 into `<jars dir>/shiftstream-front.jar`, again only when the source or the jars it compiles against change.
-`bench/flink_front.py` measures it against a Python front. The deployed job uses it so far for each record's
-partition and offset (its Python decoder keeps the watermarks per partition); the keyed path is the next step.
+`bench/flink_front.py` measures it against a Python front. The deployed Kafka job reads both topics through it
+(jobs/flink/topology.py), keys by its RowKey, and decodes in the one keyed Python operator (functions.FrontCore).
 
-What it reads: the Confluent wire-format header and the prefix of an Interaction (event_id, user_id,
-event_type, ts); the key is the same HMAC pseudonym as `transforms.pseudonyms.Pseudonymiser`. A record it cannot
-read gets the key "!<partition>:<offset>", never an exception; a record it can read may still be invalid past that
-prefix, so the Python side decodes the whole record and dead-letters on its own judgement."""
+What it reads: the Confluent wire-format header and the envelope of an Interaction or a PrivacyRequest (event_id or
+request_id, user_id, event_type or kind, ts: transforms/envelope.py); the key is the same HMAC pseudonym as
+`transforms.pseudonyms.Pseudonymiser`, and each event row carries its partition's own watermark, by the rule of
+transforms/watermarks.py. A record it cannot read gets the key "!<partition>:<offset>", never an exception; a record
+it can read may still be invalid past the envelope, so the Python side decodes the whole record and dead-letters on
+its own judgement."""
 from __future__ import annotations
 
 import hashlib
@@ -97,39 +99,87 @@ def java_class(name: str):
     return getattr(get_gateway().jvm, f"{PACKAGE}.Front${name}")
 
 
-def deserializer(key: bytes, schema_ids=(), wrap: bool = True):
-    """A Front.Deserializer for the pseudonym key: Row(key, Row(key, ts, partition, offset, payload, event_ts)) for
-    a keyed Python operator (wrap), else the event row alone (`event_type()`)."""
+EVENTS, PRIVACY = 0, 1  # the event row's source field: Front.EVENTS, Front.PRIVACY
+EVENT_FIELDS = ["key", "ts", "partition", "offset", "payload", "event_ts", "own", "source"]
+
+
+def deserializer(key: bytes, cfg=None, wrap: bool = True, source: int = EVENTS):
+    """A Front.Deserializer for the pseudonym key: Row(key, event row) for a keyed Python operator (wrap), else the
+    event row alone (`event_type()`). `cfg` gives the watermark rule's settings (event_time, limits; the defaults'
+    when None); `source` PRIVACY reads PrivacyRequest messages (same envelope, 4 kinds) and tracks no watermark."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import to_jarray
 
-    return java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, list(schema_ids)), event_symbols(), wrap)
+    from shiftstream.transforms.config import load_config
+
+    cfg = cfg or load_config()
+    et, lim = cfg.event_time, cfg.limits
+    symbols = event_symbols() if source == EVENTS else privacy_kinds()
+    return java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, []), symbols, wrap, source,
+                                      et.allowed_lateness, et.outlier_tolerance, et.outlier_window,
+                                      lim.max_message_bytes, lim.max_id_length, et.max_future_skew)
+
+
+def privacy_kinds() -> int:
+    """The number of PrivacyRequest.kind symbols."""
+    from shiftstream.schemas.avro import load_schema
+
+    field = next(f for f in load_schema("privacy_request")["fields"] if f["name"] == "kind")
+    return len(field["type"]["symbols"])
 
 
 def event_type():
     """The event row PyFlink's keyed Python function receives (typed: no pickling)."""
     from pyflink.common import Types
 
-    return Types.ROW_NAMED(["key", "ts", "partition", "offset", "payload", "event_ts"],
+    return Types.ROW_NAMED(EVENT_FIELDS,
                            [Types.STRING(), Types.LONG(), Types.INT(), Types.LONG(),
-                            Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG()])
+                            Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.LONG(), Types.INT()])
 
 
-def keyed_stream(env, kafka_source_builder, key: bytes, name: str, watermarks):
-    """KafkaSource (the builder's settings, with the Java deserializer) -> keyBy(Front.RowKey): a PyFlink
-    KeyedStream whose `process` takes a Python KeyedProcessFunction over `event_type()` rows.
+def keyed_type():
+    from pyflink.common import Types
 
-    PyFlink's keyed Python operators want Row(key, event) on their input and a Row(STRING) key (they cast the
-    current key to Row), which is what the deserializer and RowKey give; the builder has no Python setter for a
-    record deserializer, so it goes through the Java builder."""
+    return Types.ROW_NAMED(["key", "event"], [Types.STRING(), event_type()])
+
+
+def watermarks(cfg=None, source: int = EVENTS):
+    """The Flink WatermarkStrategy of a topic read through the front: for events, each split's watermark is the own
+    watermark its rows carry (Front.OwnWatermarks), idle after `event_time.watermark_idleness`, event time the Avro
+    ts; the privacy topic's holds nothing back."""
+    from pyflink.common import WatermarkStrategy
+
+    from shiftstream.transforms.config import load_config
+
+    front = get_front()
+    if source == PRIVACY:
+        return WatermarkStrategy(front.privacyWatermarks())
+    return WatermarkStrategy(front.eventWatermarks((cfg or load_config()).event_time.watermark_idleness))
+
+
+def get_front():
+    from pyflink.java_gateway import get_gateway
+
+    return getattr(get_gateway().jvm, f"{PACKAGE}.Front")
+
+
+def key_by_user(ds):
+    """keyBy(Front.RowKey) over a stream of Row(key, event row): a PyFlink KeyedStream whose `process` takes a Python
+    KeyedProcessFunction over `event_type()` rows (PyFlink's keyed Python operators want Row(key, event) on their
+    input and a Row(STRING) key: they cast the current key to Row)."""
     from pyflink.common import Types
     from pyflink.datastream.data_stream import KeyedStream
 
-    kafka_source_builder._j_builder.setDeserializer(deserializer(key))
-    ds = env.from_source(kafka_source_builder.build(), watermarks, name,
-                         type_info=Types.ROW_NAMED(["key", "event"], [Types.STRING(), event_type()]))
     j_keyed = ds._j_data_stream.keyBy(java_class("RowKey")(), Types.ROW([Types.STRING()]).get_java_type_info())
     return KeyedStream(j_keyed, event_type(), ds)
+
+
+def keyed_stream(env, kafka_source_builder, key: bytes, name: str, watermarks):
+    """KafkaSource (the builder's settings, with the Java deserializer) -> keyBy(Front.RowKey) (see `key_by_user`);
+    the builder has no Python setter for a record deserializer, so it goes through the Java builder."""
+    kafka_source_builder._j_builder.setDeserializer(deserializer(key))
+    ds = env.from_source(kafka_source_builder.build(), watermarks, name, type_info=keyed_type())
+    return key_by_user(ds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,12 @@
 """The Flink functions of the job: each maps Flink's state, timers and outputs onto the core's contract.
 
-    Decode   message bytes -> the core's `Ingest` -> (user key, (event tuple, source watermark at arrival));
-             dead letters to their side output
-    RunCore  per user (KeyedProcessFunction): `Core.accept / advance`, `Dispatch` for the outputs, decisions
-             scored and written in micro-batches, published on the main output
+    FrontCore  the deployed Kafka job, per user (KeyedProcessFunction over the Java front's rows, jobs/flink/front.py:
+               pseudonym, event time and the partition's own watermark taken in Java): decodes the message here
+               (`Ingest.event`; bad bytes -> the dead-letter side output) or the privacy request, then as RunCore
+    RunCore    per user: `Core.accept / advance`, `Dispatch` for the outputs, decisions scored and written in
+               micro-batches, published on the main output
+    Decode     a file run: .frames messages -> the core's `Ingest` -> (user key, (event tuple, source watermark at
+               arrival, own watermark)); dead letters to their side output; one ordered decoder, parallelism 1
 
 Two PyFlink facts shape RunCore (measured here; see the README's PyFlink section):
 - Thread mode runs every Python operator of a TaskManager in one interpreter, one pemja thread state per operator.
@@ -25,8 +28,8 @@ from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import (CoProcessFunction, KeyedCoProcessFunction, KeyedProcessFunction, OutputTag,
-                                ProcessFunction, RuntimeContext, TimeDomain)
+from pyflink.datastream import (KeyedCoProcessFunction, KeyedProcessFunction, OutputTag, ProcessFunction,
+                                RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from shiftstream.jobs.collector import Freezer
@@ -39,13 +42,14 @@ from shiftstream.transforms.dispatch import Counts, Dispatch, Outlets
 from shiftstream.transforms.events import Ev
 from shiftstream.transforms.ingest import Arrival, DeadLetter, PrivacySchedule
 from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARKED, PRIVACY, Changed
+from shiftstream.schemas.errors import BadValue
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
 from ..ingest import ingest_for
 from ..writer import DecisionWriter
-from .metrics import SYNC_EVERY, FlinkCounters
+from .metrics import FlinkCounters
 
 MAX_WATERMARK = 2**63 - 1  # Flink's watermark at the end of input (or of a stop with drain)
 DEAD_TAG = OutputTag("dead-letters", Types.PRIMITIVE_ARRAY(Types.BYTE()))
@@ -78,103 +82,47 @@ class EventTime(TimestampAssigner):
         return wm if wm > 0 else 0
 
 
-class _Decoding:
-    """What the decoders share. Out: (user key, (event tuple, source watermark at arrival)) for an event, (user key,
-    (("privacy", kind, ts, level), the watermark then)) for a privacy request, both keyed by the pseudonym (the
-    raw id of a privacy request is dropped from the cache at once); bad bytes -> the dead-letter output."""
+class Decode(ProcessFunction):
+    """A file run: a .frames index -> (user key, (event tuple, source watermark at arrival, own watermark)), keyed by
+    the pseudonym; bad bytes -> the dead-letter output. Privacy requests (sorted by time) go in as event time reaches
+    them, as the reference runner's file runs apply them (`PrivacySchedule`): before a message, those at or before
+    the latest event time seen, as (user key, (("privacy", kind, ts, level), the watermark then)); the rest at the
+    index past the last message. (The Kafka job decodes in FrontCore instead.)"""
 
-    def _open(self, ctx):
+    def __init__(self, cfg, key: bytes, frames: str, source: str, counts_dir: str | None = None,
+                 privacy: list | None = None):
+        self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
+        self.privacy = list(privacy or ())
+
+    def open(self, ctx: RuntimeContext):
+        self.messages = list(read_frames(self.frames))
         self.pseudonymise = Pseudonymiser(self.key)
         self.ingest = ingest_for(self.cfg, self.pseudonymise, self.source)
-        # the topic's partitions hold the watermark back from the start, as the reference runner's (jobs/kafka.py)
-        self.ingest.watermarks.expect(range(getattr(self, "partitions", 0)), self.ingest.monotonic())
         self.counts = Counts()
         self.metrics = FlinkCounters(ctx.get_metrics_group(), self.counts)
-        self.seen = 0
-        self.privacy_decode = None
+        self.schedule = PrivacySchedule(self.privacy)
 
-    def _event(self, raw: bytes, offset: int, partition: int = 0):
-        self.seen += 1
-        if not self.seen % SYNC_EVERY:
-            self.metrics.sync()
-        a = self.ingest.message(raw, partition, offset)
-        if type(a) is not Arrival:
-            self.counts.reason(DEAD_LETTERS, a.reason)
-            yield DEAD_TAG, _json(a.record)
-            return
-        yield a.key, (tuple(a.event), a.watermark, a.own)
-
-    def _privacy(self, rec: dict):
-        raw = rec["user_id"]
-        key = self.pseudonymise(raw)
-        self.pseudonymise.forget(raw)
-        yield key, ((PRIVACY_MARK, rec["kind"], rec["ts"], rec.get("level")), self.ingest.watermarks.current)
-
-    def _privacy_message(self, raw: bytes, offset: int):
-        """A message of the privacy topic, checked as every engine checks it (`Ingest.privacy_message`)."""
-        from ..ingest import privacy_decoder
-
-        if self.privacy_decode is None:
-            self.privacy_decode = privacy_decoder(self.cfg)
-        rec = self.ingest.privacy_message(raw, self.privacy_decode, 0, offset)
-        if type(rec) is DeadLetter:
-            self.counts.reason(DEAD_LETTERS, rec.reason)
-            yield DEAD_TAG, _json(rec.record)
-            return
-        yield from self._privacy(rec)
+    def process_element(self, value, ctx):
+        if self.schedule:
+            last = value >= len(self.messages)  # the index past the last message: the rest
+            for rec in self.schedule.rest() if last else self.schedule.due(self.ingest.watermarks.high()):
+                raw = rec["user_id"]
+                key = self.pseudonymise(raw)
+                self.pseudonymise.forget(raw)
+                yield key, ((PRIVACY_MARK, rec["kind"], rec["ts"], rec.get("level")),
+                            self.ingest.watermarks.current)
+        if value < len(self.messages):
+            a = self.ingest.message(self.messages[value], 0, value)
+            if type(a) is not Arrival:
+                self.counts.reason(DEAD_LETTERS, a.reason)
+                yield DEAD_TAG, _json(a.record)
+                return
+            yield a.key, (tuple(a.event), a.watermark, a.own)
 
     def close(self):
         if hasattr(self, "counts"):
             self.metrics.sync()
             write_counts(self.counts, self.counts_dir, "decode")
-
-
-class Decode(_Decoding, ProcessFunction):
-    """Message bytes (Kafka) or a .frames index (a file run) -> see `_Decoding`. A file run's privacy requests
-    (sorted by time) go in as event time reaches them, as the reference runner's file runs apply them: before a
-    message, those at or before the latest event time seen; the rest at the index past the last message."""
-
-    def __init__(self, cfg, key: bytes, frames: str | None, source: str, counts_dir: str | None = None,
-                 privacy: list | None = None, partitions: int = 0):
-        self.cfg, self.key, self.frames, self.source, self.counts_dir = cfg, key, frames, source, counts_dir
-        self.privacy = list(privacy or ())
-        self.partitions = partitions
-
-    def open(self, ctx: RuntimeContext):
-        self.messages = list(read_frames(self.frames)) if self.frames else None
-        self._open(ctx)
-        self.schedule = PrivacySchedule(self.privacy)
-
-    def process_element(self, value, ctx):
-        if self.messages is None:  # Kafka: the front's row (key, ts, partition, offset, payload, event_ts)
-            yield from self._event(bytes(value[4]), value[3], value[2])
-            return
-        if self.schedule:
-            last = value >= len(self.messages)  # the index past the last message: the rest
-            for rec in self.schedule.rest() if last else self.schedule.due(self.ingest.watermarks.high()):
-                yield from self._privacy(rec)
-        if value < len(self.messages):
-            yield from self._event(self.messages[value], value)
-
-
-class DecodeWithPrivacy(_Decoding, CoProcessFunction):
-    """Kafka: the events topic (input 1) and the privacy topic (input 2), in the order they arrive, as the
-    reference runner reads the two -> see `_Decoding`."""
-
-    def __init__(self, cfg, key: bytes, source: str, counts_dir: str | None = None, partitions: int = 0):
-        self.cfg, self.key, self.source, self.counts_dir = cfg, key, source, counts_dir
-        self.partitions = partitions
-
-    def open(self, ctx: RuntimeContext):
-        self._open(ctx)
-        self.privacy_seen = 0
-
-    def process_element1(self, value, ctx):
-        yield from self._event(bytes(value[4]), value[3], value[2])
-
-    def process_element2(self, value, ctx):
-        self.privacy_seen += 1
-        yield from self._privacy_message(bytes(value), self.privacy_seen - 1)
 
 
 class RunCore(KeyedProcessFunction):
@@ -324,12 +272,15 @@ class RunCore(KeyedProcessFunction):
         if type(ev[0]) is str:  # (PRIVACY_MARK, kind, ts, level): an event tuple starts with its time
             yield from self._privacy(key, ev, payload[1], ctx)
             return
+        yield from self._accept(key, Ev(*ev), payload[2], ctx)
+
+    def _accept(self, key, ev: Ev, own, ctx):
+        """An event in: late against `own`, its partition's own watermark at arrival (transforms/watermarks.py)."""
         self.counts.inc(EVENTS)
         before = self._load(key)
-        own = payload[2]  # late against its partition's own watermark at arrival (transforms/watermarks.py)
-        st, outs = self.core.accept(before, key, Ev(*ev), NO_WATERMARK if own is None else own)
+        st, outs = self.core.accept(before, key, ev, NO_WATERMARK if own is None else own)
         if type(outs[0]) is Changed:  # applied, provisional: keyed state keeps the settled form plus this event
-            self.pending.put(ev[1], ev)
+            self.pending.put(ev.event_id, tuple(ev))
             if before is None:
                 self._cache(key, st)
             self._timer(key, st, ctx)
@@ -441,6 +392,64 @@ class RunCore(KeyedProcessFunction):
         self.freezer.close()
         self.metrics.sync()
         write_counts(self.counts, self.counts_dir, "core")
+
+
+class FrontCore(RunCore):
+    """The deployed Kafka job's one keyed Python operator: the Java front's rows (jobs/flink/front.py: key = the
+    user's pseudonym, the Avro ts, the partition's own watermark, the raw value) from both topics, in the order
+    they arrive. An event is decoded and checked here (`Ingest.event`: bad bytes -> a dead letter with the reason)
+    and accepted against the own watermark the front stamped; a privacy request (`Ingest.privacy_message`) applies
+    at once, as RunCore's, from Flink's watermark now. The rest is RunCore's."""
+
+    def __init__(self, cfg, key: bytes, models_dir: str | None, publish: bool, counts_dir: str | None = None,
+                 source: str = "events"):
+        super().__init__(cfg, models_dir, publish, counts_dir)
+        self.key, self.source = key, source
+
+    def open(self, ctx: RuntimeContext):
+        super().open(ctx)
+        self.ingest = ingest_for(self.cfg, Pseudonymiser(self.key), self.source)
+        self.privacy_decode = None
+
+    def _dead(self, d: DeadLetter):
+        self.counts.reason(DEAD_LETTERS, d.reason)
+        yield DEAD_TAG, _json(d.record)
+
+    def process_element(self, row, ctx):
+        key, ts, partition, offset, payload, event_ts, own, source = row
+        if source:  # Front.PRIVACY
+            yield from self._request(key, bytes(payload), partition, offset, ctx)
+            return
+        ev = self.ingest.event(bytes(payload), partition, offset)
+        if type(ev) is DeadLetter:
+            yield from self._dead(ev)
+            return
+        if key[0] == "!":  # decoded here, not there: an envelope the front cannot read (a writer schema's order)
+            yield from self._dead(self.ingest.dead(BadValue(_UNKEYED), bytes(payload), partition, offset))
+            return
+        if ts != event_ts:  # the producer contract: record timestamp = the event's ts (event time is the ts)
+            self.counts.inc(RECORD_TS_DIFFERS)
+        yield from self._accept(key, ev, own, ctx)
+
+    def _request(self, key, raw: bytes, partition, offset, ctx):
+        from ..ingest import privacy_decoder
+
+        if self.privacy_decode is None:
+            self.privacy_decode = privacy_decoder(self.cfg)
+        rec = self.ingest.privacy_message(raw, self.privacy_decode, partition, offset)
+        if type(rec) is DeadLetter:
+            yield from self._dead(rec)
+            return
+        if key[0] == "!":
+            yield from self._dead(self.ingest.dead(BadValue(_UNKEYED), raw, partition, offset, source="privacy"))
+            return
+        request = (PRIVACY_MARK, rec["kind"], rec["ts"], rec.get("level"))
+        yield from self._privacy(key, request, ctx.timer_service().current_watermark(), ctx)
+
+
+RECORD_TS_DIFFERS = "record_ts_differs"  # counted: events whose Kafka record timestamp is not their ts
+_UNKEYED = ("its envelope (id, user_id, type, ts: the first four fields) could not be read where the job keys it: "
+            "every writer schema must start with them (transforms/envelope.py)")
 
 
 class Decide(KeyedCoProcessFunction):

@@ -1,11 +1,18 @@
-"""How the PyFlink job is wired, for a bounded file run or the deployed Kafka job.
+"""How the PyFlink job is wired: the deployed Kafka job, or a bounded file run.
 
-    source (KafkaSource of raw bytes | a .frames file) -> Decode (ordered, parallelism 1: the core's Ingest stamps
-    the source watermark at arrival as the reference runner computes it; dead letters to a side output; privacy
-    requests from the privacy topic, or a file run's, keyed with the events, in one order)
-    -> Flink watermarks from the arrival watermarks (outliers cannot move them), with idleness -> key by user
-    -> RunCore (alone in its task; see functions) -> decisions (Avro, wire format) on the main output, late events
-    -> Kafka topics for decisions, dead letters and late events (file runs collect the last two to JSON lines)
+The Kafka job, one Python operator per event, everything at the job's parallelism:
+
+    KafkaSource of the events topic, through the Java front (jobs/flink/front.py: the user's pseudonym, the Avro ts
+    as event time and the partition's own watermark, taken from the wire bytes; each split's Flink watermark is
+    that own watermark, with idleness: the reference runner's rule per partition, transforms/watermarks.py)
+    [+ the privacy topic through the same front, parallelism 1, holding no watermark back: unioned]
+    -> keyBy(Front.RowKey), in Java -> FrontCore (decodes, dead letters to a side output; privacy requests applied
+    on arrival) -> decisions (Avro, wire format) on the main output, late events on a side output
+    -> Kafka topics for decisions, dead letters and late events
+
+A file run (.frames, the conformance suite's and the golden tests'): Decode (ordered, parallelism 1: the core's
+Ingest stamps the source watermark at arrival; privacy requests as event time reaches them) -> Flink watermarks from
+the arrival watermarks -> key by user -> RunCore; dead letters and late events collected to JSON lines.
 
 With content slots, RunCore passes its rows on instead of writing them, and its outcomes go out on a side output;
 both meet, keyed by a constant, in Decide (one learner, sealed by the watermark: see functions.Decide), which
@@ -48,61 +55,58 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
     """Wire the job onto env; returns its `Streams`."""
     from pyflink.common import Duration, Types, WatermarkStrategy
 
-    from .functions import (ACTION_TAG, DEAD_TAG, LATE_TAG, OUTCOME_TAG, Decide, Decode, DecodeWithPrivacy, EventTime,
+    from .functions import (ACTION_TAG, DEAD_TAG, LATE_TAG, OUTCOME_TAG, Decide, Decode, EventTime, FrontCore,
                             RunCore)
 
-    privacy = None
+    content = bool(cfg.content.slots)
+    out_type = Types.PICKLED_BYTE_ARRAY() if content else Types.PRIMITIVE_ARRAY(Types.BYTE())
     if isinstance(source, FramesInput):
         from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
         n = sum(1 for _ in read_frames(source.path))
         # one index past the last message when there are privacy requests: those left apply there
         last = n if source.privacy else n - 1
-        raw = env.from_source(NumberSequenceSource(0, last), WatermarkStrategy.no_watermarks(), "frames")
-        decode = Decode(cfg, key, str(Path(source.path).resolve()), "events", counts_dir, list(source.privacy))
+        raw = env.from_source(NumberSequenceSource(0, last), WatermarkStrategy.no_watermarks(), "frames") \
+            .set_parallelism(1).uid("source")
+        decoded = raw.process(Decode(cfg, key, str(Path(source.path).resolve()), "events", counts_dir,
+                                     list(source.privacy)), output_type=Types.PICKLED_BYTE_ARRAY()) \
+            .set_parallelism(1).uid("decode")
+        # the timestamps are the arrival watermarks (already minus the allowed lateness, never decreasing)
+        strategy = WatermarkStrategy.for_monotonous_timestamps() \
+            .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
+        timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
+        keyed = timed.key_by(lambda kv: kv[0], key_type=Types.STRING())
+        _pin(keyed._j_data_stream.getTransformation().getInputs(), decoded)
+        core = keyed.process(RunCore(cfg, models_dir, publish, counts_dir), output_type=out_type)
+        dead = decoded
     else:
         from ..kafka_security import java_properties
 
-        from ..kafka import partition_count
         from . import front
 
         props = java_properties(cfg)
-        parts = partition_count(source.bootstrap, source.topic)
-        # records with their partition and offset (jobs/flink/front.py): the decoder's watermarks are then per
-        # partition, as the reference runner's, and dead letters say where the message is
-        raw = env.from_source(kafka_source(source, props, front.deserializer(key, wrap=False)),
-                              WatermarkStrategy.no_watermarks(), "kafka: " + source.topic,
-                              type_info=front.event_type())
-        if source.privacy_topic:
-            privacy = env.from_source(kafka_source(replace(source, topic=source.privacy_topic), props),
-                                      WatermarkStrategy.no_watermarks(), "kafka: " + source.privacy_topic) \
+        rows = env.from_source(kafka_source(source, props, front.deserializer(key, cfg)), front.watermarks(cfg),
+                               "kafka: " + source.topic, type_info=front.keyed_type()).uid("source")
+        if source.privacy_topic:  # keyed with the events: each user's requests meet their events in one order
+            requests = env.from_source(
+                kafka_source(replace(source, topic=source.privacy_topic), props,
+                             front.deserializer(key, cfg, source=front.PRIVACY)),
+                front.watermarks(cfg, front.PRIVACY), "kafka: " + source.privacy_topic, type_info=front.keyed_type()) \
                 .set_parallelism(1).uid("privacy-source")
-            decode = DecodeWithPrivacy(cfg, key, source.topic, counts_dir, parts)
-        else:
-            decode = Decode(cfg, key, None, source.topic, counts_dir, partitions=parts)
-    raw = raw.set_parallelism(1).uid("source")
-    if privacy is not None:  # one decoder for both topics: each user's requests meet their events in one order
-        raw = raw.connect(privacy)
-    decoded = raw.process(decode, output_type=Types.PICKLED_BYTE_ARRAY()).set_parallelism(1).uid("decode")
-    # the timestamps are the arrival watermarks (already minus the allowed lateness, never decreasing)
-    strategy = WatermarkStrategy.for_monotonous_timestamps() \
-        .with_idleness(Duration.of_millis(cfg.event_time.watermark_idleness)).with_timestamp_assigner(EventTime())
-    timed = decoded.assign_timestamps_and_watermarks(strategy).set_parallelism(1)
-    content = bool(cfg.content.slots)
-    keyed = timed.key_by(lambda kv: kv[0], key_type=Types.STRING())
-    _pin(keyed._j_data_stream.getTransformation().getInputs(), decoded)
-    core = keyed \
-        .process(RunCore(cfg, models_dir, publish, counts_dir),
-                 output_type=Types.PICKLED_BYTE_ARRAY() if content else Types.PRIMITIVE_ARRAY(Types.BYTE())) \
-        .uid("core").name("core").disable_chaining()
+            rows = rows.union(requests)
+        core = front.key_by_user(rows).process(FrontCore(cfg, key, models_dir, publish, counts_dir, source.topic),
+                                               output_type=out_type)
+        dead = core  # (FrontCore decodes: the dead letters are its side output)
+    core = core.uid("core").name("core").disable_chaining()
+    dead = dead.get_side_output(DEAD_TAG)
     late = core.get_side_output(LATE_TAG)
     if not content:
-        return Streams(core, decoded.get_side_output(DEAD_TAG), late)
+        return Streams(core, dead, late)
     outcomes = core.get_side_output(OUTCOME_TAG)
     decided = core.connect(outcomes).key_by(lambda r: 0, lambda o: 0, key_type=Types.INT()) \
         .process(Decide(cfg, models_dir, publish, counts_dir), output_type=Types.PRIMITIVE_ARRAY(Types.BYTE())) \
         .set_parallelism(1).uid("decide").name("decide").disable_chaining()
-    return Streams(decided, decoded.get_side_output(DEAD_TAG), late,
+    return Streams(decided, dead, late,
                    decided.get_side_output(ACTION_TAG) if cfg.content.thresholds else None, outcomes)
 
 

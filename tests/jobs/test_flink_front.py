@@ -1,4 +1,4 @@
-"""The Java front (jobs/flink/java/Front.java, built by `make setup`): the pseudonym and event time it takes from
+"""The Java front (jobs/flink/java/Front.java, built by `make setup`): the pseudonym, event time and own watermark it takes from
 the wire bytes are Python's, for every message of a simulated stream with broken ones among them; on a real broker
 and a Flink mini-cluster it keys a stream for one Python operator, typed rows in, the record timestamp as event
 time."""
@@ -58,6 +58,44 @@ def test_the_front_builds_and_takes_pythons_pseudonym_and_time_from_the_bytes():
                 good += 1
     assert good > 3900 and placeholders > 0
     assert d.rowOf(bytearray(b"")).getField(0) == "!0:0" and d.rowOf(bytearray(b"\x00" * 5)).getField(0) == "!0:0"
+    _the_own_watermarks_are_the_reference_runners(msgs, wire)
+
+
+def _the_own_watermarks_are_the_reference_runners(msgs, wire):
+    """Each event row's own watermark (Front.Frontier) is what the core's Ingest makes of the same messages on the
+    same partitions: the frontier rule of transforms/watermarks.py over the envelopes of transforms/envelope.py,
+    dead letters with a readable envelope included (here: events with a bad value past it, and cut ones)."""
+    import random
+
+    from shiftstream.jobs.ingest import ingest_for
+    from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.ingest import Arrival
+    from shiftstream.transforms.watermarks import NO_WATERMARK
+
+    cfg = load_config().replace(**{"event_time.outlier_tolerance": 2, "event_time.outlier_window": 16})
+    d = front.deserializer(DEV_KEY, cfg)
+    ing = ingest_for(cfg, Pseudonymiser(DEV_KEY))
+    rng = random.Random(5)
+    stream = []
+    for value, ev in msgs:
+        if ev is not None and rng.random() < 0.03:  # invalid past the envelope, dated ahead: a dead letter that counts
+            value = wire.encode({**ev, "ts": ev["ts"] + 3_600_000, "scroll_depth": 9.0})
+        elif ev is not None and rng.random() < 0.02:
+            value = value[:-3]
+        stream.append(value)
+    dead = counted = 0
+    for i, value in enumerate(stream):
+        part = i % 3
+        got = d.rowOf(bytearray(value), part, i).getField(1).getField(6)
+        a = ing.message(value, part, i)
+        want = ing.watermarks.own(part)
+        assert got == (None if want == NO_WATERMARK else want), f"message {i} on partition {part}"
+        if type(a) is Arrival:
+            assert a.own == want
+        else:
+            dead += 1
+            counted += got is not None
+    assert dead > 150 and counted > 100
 
 
 @pytest.mark.kafka

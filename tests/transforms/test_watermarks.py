@@ -102,3 +102,52 @@ def test_a_restored_tracker_continues_under_new_settings():
     new.adopt(old, now=5.0)
     assert new.current == old.current == 70
     assert new.observe(100) == 100  # the new rule (the latest event time) applies from here
+
+
+def _ingest():
+    from shiftstream.schemas import MemoryRegistry, WireCodec
+    from shiftstream.transforms.config import load_config
+    from shiftstream.transforms.ingest import Ingest
+    from shiftstream.transforms.pseudonyms import DEV_KEY, Pseudonymiser
+
+    wire = WireCodec(MemoryRegistry(), "interaction")
+    cfg = load_config().replace(**{"event_time.outlier_tolerance": 0, "event_time.allowed_lateness": 0})
+    return Ingest(cfg, Pseudonymiser(DEV_KEY), wire.decode, lambda: 2_000_000.0, lambda: 0.0), wire
+
+
+def _event(ts, **kw):
+    return {"event_id": f"e{ts}", "user_id": "u1", "event_type": "click", "ts": ts, **kw}
+
+
+def test_a_dead_letter_with_a_readable_envelope_still_moves_its_partitions_frontier():
+    """transforms/envelope.py: the watermark is the source's, so a message invalid past its envelope (id, user,
+    type, ts) counts, as the Java front that reads only the envelope counts it."""
+    from shiftstream.transforms.ingest import Arrival, DeadLetter
+
+    ing, wire = _ingest()
+    assert type(ing.message(wire.encode(_event(1_000_000)))) is Arrival
+    bad = wire.encode(_event(1_500_000, scroll_depth=7.0))  # scroll depth beyond 0..1: a dead letter
+    assert type(ing.message(bad)) is DeadLetter and ing.watermarks.own(0) == 1_500_000
+    cut = wire.encode(_event(1_600_000, page_url="x" * 50))[:-20]  # cut past the envelope: not decodable
+    assert type(ing.message(cut)) is DeadLetter and ing.watermarks.own(0) == 1_600_000
+    # an envelope that is not plausible counts for nothing: ts beyond the clock's skew, an empty id, a bad magic
+    for msg in (wire.encode(_event(4_000_000_000, scroll_depth=7.0)), wire.encode({**_event(1_700_000), "user_id": ""}),
+                b"\x01" + wire.encode(_event(1_800_000))[1:]):
+        assert type(ing.message(msg)) is DeadLetter
+    assert ing.watermarks.own(0) == 1_600_000
+
+
+def test_the_envelope_reader_agrees_with_the_decoder_on_every_prefix_of_a_message():
+    from shiftstream.transforms.envelope import envelope_ts
+
+    _, wire = _ingest()
+    msg = wire.encode(_event(1_234_567, category="shoes"))
+    full = envelope_ts(msg, 2_000_000_000, 128, 1 << 20)
+    assert full == 1_234_567
+    for n in range(len(msg)):  # a cut inside the envelope reads nothing; after it, the ts
+        got = envelope_ts(msg[:n], 2_000_000_000, 128, 1 << 20)
+        assert got in (None, full)
+    assert envelope_ts(msg, 1_000_000, 128, 1 << 20) is None       # later than the latest plausible time
+    assert envelope_ts(msg, 2_000_000_000, 128, len(msg) - 1) is None  # over the size limit
+    assert envelope_ts(wire.encode({**_event(5), "user_id": "ü" * 128}), 2_000_000_000, 128, 1 << 20) == 5
+    assert envelope_ts(wire.encode({**_event(5), "user_id": "ü" * 129}), 2_000_000_000, 128, 1 << 20) is None
