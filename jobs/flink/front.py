@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -103,9 +104,9 @@ EVENTS, PRIVACY = 0, 1  # the event row's source field: Front.EVENTS, Front.PRIV
 EVENT_FIELDS = ["key", "ts", "partition", "offset", "payload", "event_ts", "own", "source"]
 
 
-def deserializer(key: bytes, cfg=None, wrap: bool = True, source: int = EVENTS):
+def deserializer(key: bytes, cfg=None, wrap: bool = True, source: int = EVENTS, packed: bool = False):
     """A Front.Deserializer for the pseudonym key: Row(key, event row) for a keyed Python operator (wrap), else the
-    event row alone (`event_type()`). `cfg` gives the watermark rule's settings (event_time, limits; the defaults'
+    event row alone (`event_type()`); packed: Row(key, the event row as bytes, `unpack`), the job's form. `cfg` gives the watermark rule's settings (event_time, limits; the defaults'
     when None); `source` PRIVACY reads PrivacyRequest messages (same envelope, 4 kinds) and tracks no watermark."""
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import to_jarray
@@ -115,9 +116,23 @@ def deserializer(key: bytes, cfg=None, wrap: bool = True, source: int = EVENTS):
     cfg = cfg or load_config()
     et, lim = cfg.event_time, cfg.limits
     symbols = event_symbols() if source == EVENTS else privacy_kinds()
-    return java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, []), symbols, wrap, source,
-                                      et.allowed_lateness, et.outlier_tolerance, et.outlier_window,
-                                      lim.max_message_bytes, lim.max_id_length, et.max_future_skew)
+    d = java_class("Deserializer")(key, to_jarray(get_gateway().jvm.int, []), symbols, wrap or packed, source,
+                                   et.allowed_lateness, et.outlier_tolerance, et.outlier_window,
+                                   lim.max_message_bytes, lim.max_id_length, et.max_future_skew)
+    return d.packed() if packed else d
+
+
+# The packed event row (Front.Deserializer.pack): source, partition, offset, ts, event_ts, own, the key's length,
+# the key, then the value
+PACKED = struct.Struct(">biqqqqB")
+NULL = -(2**63)  # Long.MIN_VALUE: a null event_ts or own
+
+
+def unpack(b: bytes) -> tuple:
+    """(key, source, partition, offset, ts, event_ts, own, value) of a packed event row; NULL where it has none."""
+    source, partition, offset, ts, event_ts, own, n = PACKED.unpack_from(b)
+    at = PACKED.size + n
+    return b[PACKED.size:at].decode("ascii"), source, partition, offset, ts, event_ts, own, b[at:]
 
 
 def privacy_kinds() -> int:
@@ -137,10 +152,12 @@ def event_type():
                             Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.LONG(), Types.INT()])
 
 
-def keyed_type():
+def keyed_type(packed: bool = False):
+    """Row(key, event row), or Row(key, packed bytes)."""
     from pyflink.common import Types
 
-    return Types.ROW_NAMED(["key", "event"], [Types.STRING(), event_type()])
+    return Types.ROW_NAMED(["key", "event"],
+                           [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()) if packed else event_type()])
 
 
 def watermarks(cfg=None, source: int = EVENTS):
@@ -163,15 +180,15 @@ def get_front():
     return getattr(get_gateway().jvm, f"{PACKAGE}.Front")
 
 
-def key_by_user(ds):
-    """keyBy(Front.RowKey) over a stream of Row(key, event row): a PyFlink KeyedStream whose `process` takes a Python
-    KeyedProcessFunction over `event_type()` rows (PyFlink's keyed Python operators want Row(key, event) on their
-    input and a Row(STRING) key: they cast the current key to Row)."""
+def key_by_user(ds, packed: bool = False):
+    """keyBy(Front.RowKey) over a stream of Row(key, event): a PyFlink KeyedStream whose `process` takes a Python
+    KeyedProcessFunction over `event_type()` rows, or packed bytes (PyFlink's keyed Python operators want Row(key,
+    event) on their input and a Row(STRING) key: they cast the current key to Row)."""
     from pyflink.common import Types
     from pyflink.datastream.data_stream import KeyedStream
 
     j_keyed = ds._j_data_stream.keyBy(java_class("RowKey")(), Types.ROW([Types.STRING()]).get_java_type_info())
-    return KeyedStream(j_keyed, event_type(), ds)
+    return KeyedStream(j_keyed, Types.PRIMITIVE_ARRAY(Types.BYTE()) if packed else event_type(), ds)
 
 
 def keyed_stream(env, kafka_source_builder, key: bytes, name: str, watermarks):

@@ -21,6 +21,7 @@ Two PyFlink facts shape RunCore (measured here; see the README's PyFlink section
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sys
 import uuid
@@ -49,6 +50,7 @@ from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
 from ..ingest import ingest_for
 from ..writer import DecisionWriter
+from .front import NULL, unpack
 from .metrics import FlinkCounters
 
 MAX_WATERMARK = 2**63 - 1  # Flink's watermark at the end of input (or of a stop with drain)
@@ -57,6 +59,21 @@ LATE_TAG = OutputTag("late-events", Types.PRIMITIVE_ARRAY(Types.BYTE()))
 OUTCOME_TAG = OutputTag("outcomes", Types.PICKLED_BYTE_ARRAY())          # content slots: exposures' results
 PRIVACY_MARK = "privacy"  # first field of a privacy request on the decoded stream (an event's is its time)
 ACTION_TAG = OutputTag("content-actions", Types.PRIMITIVE_ARRAY(Types.BYTE()))  # threshold rules' changes
+
+
+PROFILE_ENV = "SHIFTSTREAM_PROFILE_DIR"  # set: each core subtask writes a cProfile of its calls there at close
+
+
+def _profiler():
+    """A running cProfile when $SHIFTSTREAM_PROFILE_DIR is set (thread mode calls a subtask's functions on one
+    thread, the one that opened it), else None."""
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    import cProfile
+
+    p = cProfile.Profile()
+    p.enable()
+    return p
 
 
 def _json(record: dict) -> bytes:
@@ -165,6 +182,7 @@ class RunCore(KeyedProcessFunction):
         self._out: list = []          # what the outlets produced during one dispatch, yielded after it
         self._ctx = None
         self.freezer = Freezer(self.cfg.engine.gc_freeze_interval)  # no collector pause over the cached states
+        self.profile = _profiler()
 
     # -- state -------------------------------------------------------------------------------------------------
 
@@ -324,7 +342,8 @@ class RunCore(KeyedProcessFunction):
                 if st is not None and st.profile.events:
                     self.rows[key] = st
                     self.counts.inc("rewritten_after_restore")
-            yield from self._flush()
+            if self.rows or self.marks or self.erased:  # (the users of one batch share a due time: the first
+                yield from self._flush()                # timer to fire writes them all, the rest find nothing)
             return
         if self.timer_at.get(key) == timestamp:
             del self.timer_at[key]
@@ -392,6 +411,9 @@ class RunCore(KeyedProcessFunction):
         self.freezer.close()
         self.metrics.sync()
         write_counts(self.counts, self.counts_dir, "core")
+        if self.profile is not None:
+            self.profile.disable()
+            self.profile.dump_stats(Path(os.environ[PROFILE_ENV], f"core-{uuid.uuid4().hex}.prof"))
 
 
 class FrontCore(RunCore):
@@ -415,21 +437,21 @@ class FrontCore(RunCore):
         self.counts.reason(DEAD_LETTERS, d.reason)
         yield DEAD_TAG, _json(d.record)
 
-    def process_element(self, row, ctx):
-        key, ts, partition, offset, payload, event_ts, own, source = row
+    def process_element(self, packed, ctx):
+        key, source, partition, offset, ts, event_ts, own, payload = unpack(packed)  # (no call into Java)
         if source:  # Front.PRIVACY
-            yield from self._request(key, bytes(payload), partition, offset, ctx)
+            yield from self._request(key, payload, partition, offset, ctx)
             return
-        ev = self.ingest.event(bytes(payload), partition, offset)
+        ev = self.ingest.event(payload, partition, offset)
         if type(ev) is DeadLetter:
             yield from self._dead(ev)
             return
         if key[0] == "!":  # decoded here, not there: an envelope the front cannot read (a writer schema's order)
-            yield from self._dead(self.ingest.dead(BadValue(_UNKEYED), bytes(payload), partition, offset))
+            yield from self._dead(self.ingest.dead(BadValue(_UNKEYED), payload, partition, offset))
             return
         if ts != event_ts:  # the producer contract: record timestamp = the event's ts (event time is the ts)
             self.counts.inc(RECORD_TS_DIFFERS)
-        yield from self._accept(key, ev, own, ctx)
+        yield from self._accept(key, ev, None if own == NULL else own, ctx)
 
     def _request(self, key, raw: bytes, partition, offset, ctx):
         from ..ingest import privacy_decoder

@@ -85,16 +85,18 @@ def build(env, cfg, key: bytes, source, models_dir: str | None = None, publish: 
         from . import front
 
         props = java_properties(cfg)
-        rows = env.from_source(kafka_source(source, props, front.deserializer(key, cfg)), front.watermarks(cfg),
-                               "kafka: " + source.topic, type_info=front.keyed_type()).uid("source")
+        rows = env.from_source(kafka_source(source, props, front.deserializer(key, cfg, packed=True)),
+                               front.watermarks(cfg), "kafka: " + source.topic, type_info=front.keyed_type(True)) \
+            .uid("source")
         if source.privacy_topic:  # keyed with the events: each user's requests meet their events in one order
             requests = env.from_source(
                 kafka_source(replace(source, topic=source.privacy_topic), props,
-                             front.deserializer(key, cfg, source=front.PRIVACY)),
-                front.watermarks(cfg, front.PRIVACY), "kafka: " + source.privacy_topic, type_info=front.keyed_type()) \
+                             front.deserializer(key, cfg, source=front.PRIVACY, packed=True)),
+                front.watermarks(cfg, front.PRIVACY), "kafka: " + source.privacy_topic,
+                type_info=front.keyed_type(True)) \
                 .set_parallelism(1).uid("privacy-source")
             rows = rows.union(requests)
-        core = front.key_by_user(rows).process(FrontCore(cfg, key, models_dir, publish, counts_dir, source.topic),
+        core = front.key_by_user(rows, packed=True).process(FrontCore(cfg, key, models_dir, publish, counts_dir, source.topic),
                                                output_type=out_type)
         dead = core  # (FrontCore decodes: the dead letters are its side output)
     core = core.uid("core").name("core").disable_chaining()

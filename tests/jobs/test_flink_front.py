@@ -83,10 +83,18 @@ def _the_own_watermarks_are_the_reference_runners(msgs, wire):
         elif ev is not None and rng.random() < 0.02:
             value = value[:-3]
         stream.append(value)
+    packed = front.deserializer(DEV_KEY, cfg, packed=True)
     dead = counted = 0
     for i, value in enumerate(stream):
         part = i % 3
-        got = d.rowOf(bytearray(value), part, i).getField(1).getField(6)
+        row = d.rowOf(bytearray(value), part, i)
+        got = row.getField(1).getField(6)
+        # the job's form: the same fields, packed into bytes (no per-field conversion into Python)
+        key, source, p, offset, _, event_ts, own, payload = front.unpack(bytes(packed.rowOf(bytearray(value), part, i)
+                                                                              .getField(1)))
+        assert (key, source, p, offset, payload) == (row.getField(0), front.EVENTS, part, i, value)
+        assert (None if event_ts == front.NULL else event_ts, None if own == front.NULL else own) == \
+            (row.getField(1).getField(5), got)
         a = ing.message(value, part, i)
         want = ing.watermarks.own(part)
         assert got == (None if want == NO_WATERMARK else want), f"message {i} on partition {part}"

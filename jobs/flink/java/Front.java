@@ -90,6 +90,15 @@ public final class Front {
                 new String[] {"key", "event"});
     }
 
+    /** Row(key, packed event): the key and the event row as bytes (Deserializer.pack). */
+    public static RowTypeInfo packedType() {
+        return new RowTypeInfo(
+                new TypeInformation<?>[] {
+                    BasicTypeInfo.STRING_TYPE_INFO, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO
+                },
+                new String[] {"key", "event"});
+    }
+
     /** The key row type PyFlink's keyed operators expect (Row with one field): Types.ROW([Types.STRING()]). */
     public static RowTypeInfo keyRowType() {
         return new RowTypeInfo(BasicTypeInfo.STRING_TYPE_INFO);
@@ -104,6 +113,7 @@ public final class Front {
         private final int[] schemaIds;   // sorted; empty = any id
         private final int enumSymbols;
         private final boolean wrap;      // true: emit Row(key, event) (for PyFlink keyed operators); false: the event row
+        private boolean packed;          // with wrap: Row(key, packed bytes) (see pack), the job's form
         private final int source;        // EVENTS or PRIVACY
         private final long lateness;     // event_time.allowed_lateness
         private final int rank;          // event_time.outlier_tolerance + 1
@@ -192,8 +202,40 @@ public final class Front {
             if (own == null && source == EVENTS) {
                 own = frontier(partition).own();
             }
-            Row event = Row.of(key, ts, partition, offset, v == null ? new byte[0] : v, eventTs, own, source);
+            byte[] value = v == null ? new byte[0] : v;
+            if (packed) {
+                out.collect(Row.of(key, pack(key, ts, partition, offset, value, eventTs, own)));
+                return;
+            }
+            Row event = Row.of(key, ts, partition, offset, value, eventTs, own, source);
             out.collect(wrap ? Row.of(key, event) : event);
+        }
+
+        /** Bytes of the packed form's fixed fields (see pack). */
+        public static final int PACKED_HEADER = 1 + 4 + 8 + 8 + 8 + 8 + 1;
+
+        /**
+         * The event row as one byte array, which crosses into Python as bytes, with no per-field conversion and no
+         * call back into Java for the key (jobs/flink/front.py unpacks it): source (1 byte), partition (int),
+         * offset, ts, event_ts, own (longs, big endian; Long.MIN_VALUE for a null), the key's length (1 byte), the
+         * key (ASCII: a pseudonym or "!partition:offset"), then the raw value.
+         */
+        byte[] pack(String key, long ts, int partition, long offset, byte[] value, Long eventTs, Long own) {
+            byte[] k = key.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(PACKED_HEADER + k.length + value.length);
+            b.put((byte) source).putInt(partition).putLong(offset).putLong(ts)
+                    .putLong(eventTs == null ? Long.MIN_VALUE : eventTs).putLong(own == null ? Long.MIN_VALUE : own)
+                    .put((byte) k.length).put(k).put(value);
+            return b.array();
+        }
+
+        /** Emit Row(key, packed bytes) instead of Row(key, event row): the job's form (see pack). */
+        public Deserializer packed() {
+            if (!wrap) {
+                throw new IllegalStateException("the packed form is a wrapped one");
+            }
+            this.packed = true;
+            return this;
         }
 
         /**
@@ -312,7 +354,7 @@ public final class Front {
 
         @Override
         public TypeInformation<Row> getProducedType() {
-            return wrap ? keyedType() : eventType();
+            return packed ? packedType() : wrap ? keyedType() : eventType();
         }
     }
 
@@ -369,16 +411,28 @@ public final class Front {
         }
     }
 
+    /** Field 5 (event_ts) or 6 (own) of an event row, wrapped, packed or not; null where it has none. */
+    static Long field(Row row, int index) {
+        if (row.getArity() == 2) {
+            Object event = row.getField(1);
+            if (event instanceof byte[]) {
+                long v = java.nio.ByteBuffer.wrap((byte[]) event).getLong(index == 5 ? 21 : 29);
+                return v == Long.MIN_VALUE ? null : v;
+            }
+            row = (Row) event;
+        }
+        return (Long) row.getField(index);
+    }
+
     /** A split's Flink watermark: the latest own watermark its rows carry (never decreasing). */
     public static final class OwnWatermarks implements WatermarkGenerator<Row> {
         private long latest = Long.MIN_VALUE;
 
         @Override
         public void onEvent(Row row, long eventTimestamp, WatermarkOutput output) {
-            Row event = row.getArity() == 2 ? (Row) row.getField(1) : row;
-            Object own = event.getField(6);
-            if (own != null && (Long) own > latest) {
-                latest = (Long) own;
+            Long own = field(row, 6);
+            if (own != null && own > latest) {
+                latest = own;
             }
         }
 
@@ -452,9 +506,8 @@ public final class Front {
 
         @Override
         public long extractTimestamp(Row row, long recordTimestamp) {
-            Row event = row.getArity() == 2 ? (Row) row.getField(1) : row;
-            Object t = event.getField(5);
-            return t == null ? recordTimestamp : (Long) t;
+            Long t = field(row, 5);
+            return t == null ? recordTimestamp : t;
         }
     }
 }
