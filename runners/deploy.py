@@ -1,6 +1,6 @@
 """`shiftstream deploy`: a standalone Flink cluster from the PyFlink wheel's distribution, and the job on it.
 
-    shiftstream deploy start [--slots N]              JobManager + TaskManager as separate processes, on loopback
+    shiftstream deploy start [--slots N] [--taskmanagers M]   JobManager + TaskManagers as separate processes, on loopback
     shiftstream deploy submit --kafka-bootstrap B --topic T [--from-savepoint PATH]   `flink run -d -py jobs/flink/main.py`
     shiftstream deploy list                            the cluster's jobs (REST)
     shiftstream deploy metrics JOB_ID                  its counters in Flink's metric system (group shiftstream)
@@ -112,18 +112,22 @@ class Cluster:
                                f"(logs in {self.home / 'log'})")
         return r
 
-    def start(self, cfg: Config, slots: int = 1, mode: str | None = None, timeout_s: float = 90) -> dict:
-        """Start the JobManager and one TaskManager; wait until the TaskManager has registered."""
+    def start(self, cfg: Config, slots: int = 1, mode: str | None = None, timeout_s: float = 90,
+              taskmanagers: int = 1) -> dict:
+        """Start the JobManager and `taskmanagers` TaskManagers; wait until they have registered. In thread mode
+        a TaskManager runs all its slots' Python in one interpreter (one GIL): to use N cores for Python, run N
+        TaskManagers of one slot each."""
         if self.running():
             raise ClusterError(f"a cluster already runs from {self.home} ({self.rest_url()})")
         ports = self.write_conf(cfg, slots, mode)
         self.state_file.write_text(json.dumps(ports))
-        for script in ("jobmanager.sh", "taskmanager.sh"):
-            self._bin(script, "start")
+        self._bin("jobmanager.sh", "start")
+        for _ in range(taskmanagers):
+            self._bin("taskmanager.sh", "start")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if self.rest("/taskmanagers")["taskmanagers"]:
+                if len(self.rest("/taskmanagers")["taskmanagers"]) >= taskmanagers:
                     return ports
             except ClusterError:  # not answering yet
                 pass
@@ -187,10 +191,11 @@ class Cluster:
             raise ClusterError(f"the cluster at {self.home} does not answer at {url}: it is stopped; start it "
                                "with `shiftstream deploy start`") from None
 
-    def submit(self, job_args: list[str], savepoint: str | None = None) -> str:
+    def submit(self, job_args: list[str], savepoint: str | None = None, parallelism: int | None = None) -> str:
         """`flink run -d -py jobs/flink/main.py`; returns the job id."""
         self.rest("/overview")  # a cluster that is up, or one clear line saying there is none
         args = ["flink", "run", "-d"] + (["-s", savepoint] if savepoint else []) + \
+            (["-p", str(parallelism)] if parallelism else []) + \
             ["-pyclientexec", sys.executable, "-pyexec", sys.executable, "-py", str(JOB_SCRIPT), *job_args]
         r = self._bin(*args)
         m = re.search(r"JobID ([0-9a-f]{32})", r.stdout)
@@ -249,12 +254,15 @@ def add_arguments(p) -> None:
     p.add_argument("--dir", default=".shiftstream/cluster", help="the cluster's config, logs and checkpoints")
     sub = p.add_subparsers(dest="deploy_command", required=True)
     s = sub.add_parser("start", help="start a JobManager and a TaskManager on loopback")
-    s.add_argument("--slots", type=int, default=1)
+    s.add_argument("--slots", type=int, default=1, help="task slots per TaskManager")
+    s.add_argument("--taskmanagers", type=int, default=1,
+                   help="TaskManagers to start (thread mode: one Python interpreter each; N of one slot use N cores)")
     s.add_argument("--config", help="YAML config (checkpoint interval and mode, execution mode)")
     s.add_argument("--flink-mode", choices=["thread", "process"])
     s = sub.add_parser("submit", help="submit the job (flink run -d -py jobs/flink/main.py)")
     add_job_arguments(s)
     s.add_argument("--from-savepoint", metavar="PATH")
+    s.add_argument("--parallelism", type=int, help="the job's parallelism (flink run -p; default: the cluster's, 1)")
     sub.add_parser("list", help="the cluster's jobs")
     s = sub.add_parser("metrics", help="a job's shiftstream counters in Flink's metric system (JSON)")
     s.add_argument("job_id")
@@ -269,7 +277,10 @@ def main(args) -> int:
     c = args.deploy_command
     try:
         if c == "start":
-            ports = cluster.start(load_config(args.config), args.slots, args.flink_mode)
+            if args.slots < 1 or args.taskmanagers < 1:
+                raise ClusterError("--slots and --taskmanagers must be at least 1")
+            ports = cluster.start(load_config(args.config), args.slots, args.flink_mode,
+                                  taskmanagers=args.taskmanagers)
             print(f"deploy: cluster up, REST/web UI at http://127.0.0.1:{ports['rest']} (logs {cluster.home / 'log'})")
         elif c == "submit":
             if args.config:
@@ -281,7 +292,7 @@ def main(args) -> int:
             why = args.from_savepoint and resumable(args.from_savepoint)
             if why:
                 raise ClusterError(why)
-            job_id = cluster.submit(job_args, args.from_savepoint)
+            job_id = cluster.submit(job_args, args.from_savepoint, args.parallelism)
             cluster.wait_state(job_id, "RUNNING")
             print(f"deploy: job {job_id} running" + (f", restored from {args.from_savepoint}" if args.from_savepoint
                                                      else ""))
