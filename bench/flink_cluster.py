@@ -53,7 +53,7 @@ def steady_rate(bootstrap: str, group: str, topic: str, total: int, timeout_s: f
 
 def run(par: int, mode: str, bootstrap: str, topic: str, total: int, redis_url: str, work: Path) -> float:
     cfg_path = work / f"p{par}.yaml"
-    cfg_path.write_text("engine:\n  checkpoint_interval: 1000\n")
+    cfg_path.write_text("engine:\n  checkpoint_interval: 1s\n")
     cluster = Cluster(work / f"cluster-p{par}")
     cluster.start(load_config(str(cfg_path)), slots=1, mode=mode, taskmanagers=par)
     try:
