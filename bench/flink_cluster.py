@@ -32,23 +32,32 @@ from shiftstream.schemas import MemoryRegistry, WireCodec
 from shiftstream.transforms.config import load_config
 
 
-def steady_rate(bootstrap: str, group: str, topic: str, total: int, timeout_s: float = 900) -> float:
-    """Messages/s of the committed offsets between 20% and 80% of `total`."""
+def _cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def steady_rate(bootstrap: str, group: str, topic: str, total: int, timeout_s: float = 900) -> tuple[float, float]:
+    """Messages/s of the committed offsets between 20% and 80% of `total`, and the machine's CPU use then (0..1:
+    all cores busy is 1)."""
     start = end = None
+    cpu0 = cpu1 = None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         n = committed_total(bootstrap, group, topic)
         now = time.monotonic()
         if start is None and n >= 0.2 * total:
-            start = (now, n)
+            start, cpu0 = (now, n), _cpu()
         if start is not None and n >= 0.8 * total:
-            end = (now, n)
+            end, cpu1 = (now, n), _cpu()
             break
         time.sleep(0.2)
     if start is None or end is None or end[0] - start[0] < 1:
         raise SystemExit(f"bench.flink_cluster: the job did not get through {topic} in {timeout_s:.0f}s, or too fast "
                          "to measure (use more --events)")
-    return (end[1] - start[1]) / (end[0] - start[0])
+    return (end[1] - start[1]) / (end[0] - start[0]), (cpu1[0] - cpu0[0]) / max(cpu1[1] - cpu0[1], 1)
 
 
 def run(par: int, mode: str, bootstrap: str, topic: str, total: int, redis_url: str, work: Path) -> float:
@@ -62,9 +71,9 @@ def run(par: int, mode: str, bootstrap: str, topic: str, total: int, redis_url: 
                               "--group-id", group, "--redis-url", redis_url, "--models", "none",
                               "--privacy-topic", f"{topic}-privacy"], parallelism=par)
         cluster.wait_state(job, "RUNNING")
-        rate = steady_rate(bootstrap, group, topic, total)
+        rate, cpu = steady_rate(bootstrap, group, topic, total)
         cluster._bin("flink", "cancel", job)
-        return rate
+        return rate, cpu
     finally:
         cluster.shutdown()
 
@@ -90,16 +99,16 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  reference: {out['reference']:,.0f} events/s", file=sys.stderr, flush=True)
         _produce(k.bootstrap, "cluster-events", list(zip(keys, msgs)))
         for par in pars:
-            out[par] = run(par, a.mode, k.bootstrap, "cluster-events", len(msgs), r.url, work)
+            out[par], out[f"cpu_p{par}"] = run(par, a.mode, k.bootstrap, "cluster-events", len(msgs), r.url, work)
             print(f"  cluster p{par} ({par} TaskManagers): {out[par]:,.0f} events/s", file=sys.stderr, flush=True)
     ref = out["reference"]
     print(f"\n{len(msgs):,} messages in {PARTITIONS} partitions, {a.mode} mode, {os.cpu_count()} cores\n"
-          "| engine | events/s | per slot vs reference | vs parallelism 1 |\n|---|---|---|---|\n"
-          f"| reference (in-process, no broker) | {ref:,.0f} | 1.00x | |")
+          "| engine | events/s | per slot vs reference | vs parallelism 1 | machine CPU busy |\n|---|---|---|---|---|\n"
+          f"| reference (in-process, no broker) | {ref:,.0f} | 1.00x | | |")
     for par in pars:
-        vs1 = f"{out[par] / out[pars[0]] * pars[0]:.2f}x" if pars[0] == 1 else ""
+        vs1 = f"{out[par] / out[1]:.2f}x" if 1 in out else ""
         print(f"| cluster, parallelism {par} ({par} TaskManagers x 1 slot) | {out[par]:,.0f} | "
-              f"{out[par] / par / ref:.3f}x | {vs1} |")
+              f"{out[par] / par / ref:.3f}x | {vs1} | {out[f'cpu_p{par}']:.0%} |")
     return out
 
 
