@@ -46,6 +46,7 @@ from shiftstream.transforms.outputs import DEAD_LETTERS, DECISIONS, EVENTS, MARK
 from shiftstream.schemas.errors import BadValue
 from shiftstream.transforms.pseudonyms import Pseudonymiser
 from shiftstream.transforms.state import UserState
+from shiftstream.transforms import staterecord
 from shiftstream.transforms.watermarks import END_OF_TIME, NO_WATERMARK
 
 from ..ingest import ingest_for
@@ -153,6 +154,9 @@ class RunCore(KeyedProcessFunction):
         self.cfg, self.models_dir, self.publish, self.counts_dir = cfg, models_dir, publish, counts_dir
 
     def open(self, ctx: RuntimeContext):
+        # the settled form as a compact record (transforms/staterecord.py). Still a pickled type: PyFlink 2.3's
+        # converter for a PRIMITIVE_ARRAY state fails on an empty state (it iterates the None); pickling bytes is
+        # cheap, and a state written as a pickled dict before the record reads as it is
         self.state = ctx.get_state(ValueStateDescriptor("user_state", Types.PICKLED_BYTE_ARRAY()))
         self.pending = ctx.get_map_state(MapStateDescriptor("pending_events", Types.STRING(),
                                                             Types.PICKLED_BYTE_ARRAY()))
@@ -190,7 +194,8 @@ class RunCore(KeyedProcessFunction):
         st = self.cache.get(key)
         if st is not None:
             return st
-        d = self.state.value()
+        raw = self.state.value()
+        d = staterecord.unpack(raw) if type(raw) is bytes else raw
         pending = [Ev(*e) for e in self.pending.values()]
         if d is None and not pending:
             return None
@@ -225,7 +230,7 @@ class RunCore(KeyedProcessFunction):
             self.cache.pop(key, None)
             self.timer_at.pop(key, None)
             return
-        self.state.update(st.to_dict(pending=False))
+        self.state.update(staterecord.pack(st.to_dict(pending=False)))
         if st.pending:
             for event_id in applied:
                 self.pending.remove(event_id)
