@@ -63,17 +63,24 @@ class Ingest:
 
     def message(self, data: bytes, partition: int = 0, offset: int | None = None) -> Arrival | DeadLetter:
         """One message value (Confluent wire format)."""
+        rec = self._decoded(data, partition, offset, True)
+        return rec if type(rec) is DeadLetter else self.record(rec, partition, offset, data)
+
+    def _decoded(self, data: bytes, partition, offset, envelope: bool) -> dict | DeadLetter:
+        """The decoded record, or a DeadLetter (too large, not decodable). `envelope`: the time of a message that
+        does not decode past a readable envelope still counts towards its partition (transforms/envelope.py)."""
         if len(data) > self.max_bytes:
             return self.dead(TooLarge(f"{len(data)} bytes, over limits.max_message_bytes ({self.max_bytes})"), data,
                              partition, offset)
         try:
-            rec = self.decode(data)
+            return self.decode(data)
         except DecodeError as exc:
-            ts = envelope_ts(data, int(self.clock() * 1000) + self.max_future_ms, self.limits.max_id, self.max_bytes)
-            if ts is not None:  # unreadable past its envelope: its time still counts (transforms/envelope.py)
-                self.watermarks.observe(ts, partition, self.monotonic())
+            if envelope:
+                ts = envelope_ts(data, int(self.clock() * 1000) + self.max_future_ms, self.limits.max_id,
+                                 self.max_bytes)
+                if ts is not None:
+                    self.watermarks.observe(ts, partition, self.monotonic())
             return self.dead(exc, data, partition, offset)
-        return self.record(rec, partition, offset, data)
 
     def record(self, rec: dict, partition: int = 0, offset: int | None = None,
                payload: bytes | None = None) -> Arrival | DeadLetter:
@@ -93,17 +100,11 @@ class Ingest:
     def event(self, data: bytes, partition: int = 0, offset: int | None = None) -> Ev | DeadLetter:
         """One message value checked and decoded as `message` does, for an engine that keyed it and stamped its
         watermarks from the envelope already (the PyFlink job's Java front): the event, or a DeadLetter."""
-        if len(data) > self.max_bytes:
-            return self.dead(TooLarge(f"{len(data)} bytes, over limits.max_message_bytes ({self.max_bytes})"), data,
-                             partition, offset)
-        try:
-            rec = self.decode(data)
-        except DecodeError as exc:
-            return self.dead(exc, data, partition, offset)
+        rec = self._decoded(data, partition, offset, False)
+        if type(rec) is DeadLetter:
+            return rec
         problem = check_record(rec, int(self.clock() * 1000) + self.max_future_ms, self.limits)
-        if problem is not None:
-            return self.dead(problem, data, partition, offset)
-        return from_record(rec)
+        return from_record(rec) if problem is None else self.dead(problem, data, partition, offset)
 
     def privacy_message(self, data: bytes, decode: Callable[[bytes], dict], partition: int | None = 0,
                         offset: int | None = None):
