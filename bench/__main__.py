@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import sys
 
-from . import (bandits, beam, diversity, faults, flink, flink_front, live, lookup, recovery, scoring, segments, serve,
-               shifts, soak, state_size, throughput)
+from . import (bandits, beam, diversity, faults, flink, flink_cluster, flink_front, flink_state, live, lookup, recovery,
+               scoring, segments, serve, shifts, soak, state_size, throughput)
 
 
 def main() -> int:
     for name, mod in (("throughput", throughput), ("scoring", scoring), ("state size", state_size), ("lookup latency", lookup), ("beam vs reference", beam),
                       ("pyflink vs reference", flink),
                       ("pyflink: the Java front against a Python front, one keyed Python hop", flink_front),
+                      ("pyflink on a standalone cluster: one single-slot TaskManager per subtask", flink_cluster),
+                      ("pyflink: state per user, checkpoints for 100,000 users", flink_state),
                       ("live-time latency: wall-clock events through Kafka to Redis", live), ("pyflink crash and recovery", recovery),
                       ("shift detection", shifts), ("segments", segments), ("faults: the reliability table", faults),
                       ("soak: memory with users coming and going", soak),
