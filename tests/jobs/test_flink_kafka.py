@@ -258,44 +258,90 @@ def test_privacy_requests_from_their_topic_purge_and_refuse_on_the_flink_job(kaf
     assert [d["source"] for d in dead] == ["privacy"]
 
 
-def test_four_partitions_at_parallelism_two_give_the_reference_runners_result(kafka_broker, redis_url, tmp_path):
-    """Each user's events in one of 4 partitions (keyed, as producers send them), read by the reference runner and
-    by the Flink job at parallelism 2: the same decisions key by key and the same late events, though each
-    interleaves the partitions its own way (an event is late against its own partition's watermark)."""
+def _keyed(sim, bootstrap: str, topic: str, rate: float | None = None) -> None:
+    """The simulation's messages onto 4 partitions, each user's in one (as a keyed producer sends them)."""
     from confluent_kafka import Producer
 
     from shiftstream.schemas.errors import DecodeError
 
-    sim = simulate(SimConfig(users=60, events=6000, seed=53, out_of_order=0.2, max_delay_s=90, too_late=0.01,
-                             duplicates=0.05, malformed=0.01, privacy_rate=0))
     wire = WireCodec(MemoryRegistry(), "interaction")
-    create_topic(kafka_broker.bootstrap, "mp-events", 4)
-    p = Producer({"bootstrap.servers": kafka_broker.bootstrap, "linger.ms": 5})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     users = sorted(sim.truth["users"])
     for i, m in enumerate(wire_messages(sim, wire)):
         try:
             part = users.index(wire.decode(m)["user_id"]) % 4
         except (DecodeError, ValueError):
             part = i % 4
-        p.produce("mp-events", m, partition=part)
+        p.produce(topic, m, partition=part)
+        if rate:
+            p.poll(0)
+            time.sleep(1 / rate)
     assert p.flush(30) == 0
-    cfg = _config(tmp_path, "mp", parallelism=2)
-    ref = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "run", "--kafka-bootstrap",
-                          kafka_broker.bootstrap, "--topic", "mp-events", "--idle-exit", "3", "--redis-url", redis_url,
-                          "--models", "none", "--config", str(cfg), "--out-dir", str(tmp_path / "ref"), "--quiet"],
+
+
+def _reference_on(bootstrap, topic, redis_url, cfg, out: Path):
+    """The reference runner over the topic: its Redis contents and its late events (key, event id), sorted."""
+    ref = subprocess.run([sys.executable, "-m", "shiftstream.runners.cli", "run", "--kafka-bootstrap", bootstrap,
+                          "--topic", topic, "--idle-exit", "3", "--redis-url", redis_url, "--models", "none",
+                          "--config", str(cfg), "--out-dir", str(out), "--quiet"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    want = redis_decisions(redis_url)
-    want_late = sorted((r["key"], r["event"]["event_id"]) for r in map(json.loads, (tmp_path / "ref" /
-                                                                                  "late-events.jsonl").open()))
+    return redis_decisions(redis_url), sorted((r["key"], r["event"]["event_id"])
+                                              for r in map(json.loads, (out / "late-events.jsonl").open()))
+
+
+def _late_on(bootstrap, topic):
+    return sorted((x["key"], x["event"]["event_id"]) for x in map(json.loads, kafka_messages(bootstrap, topic)))
+
+
+def _sim4(seed):
+    return simulate(SimConfig(users=60, events=6000, seed=seed, out_of_order=0.2, max_delay_s=90, too_late=0.01,
+                              duplicates=0.05, malformed=0.01, privacy_rate=0))
+
+
+def test_four_partitions_at_parallelism_two_give_the_reference_runners_result(kafka_broker, redis_url, tmp_path):
+    """Each user's events in one of 4 partitions (keyed, as producers send them), read by the reference runner and
+    by the Flink job at parallelism 2: the same decisions key by key and the same late events, though each
+    interleaves the partitions its own way (an event is late against its own partition's watermark)."""
+    sim = _sim4(53)
+    create_topic(kafka_broker.bootstrap, "mp-events", 4)
+    _keyed(sim, kafka_broker.bootstrap, "mp-events")
+    cfg = _config(tmp_path, "mp", parallelism=2)
+    want, want_late = _reference_on(kafka_broker.bootstrap, "mp-events", redis_url, cfg, tmp_path / "ref")
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
     r = _run(kafka_broker.bootstrap, "mp-events", redis_url, cfg, "--bounded")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert redis_decisions(redis_url) == want and len(want) == len(users)
-    late = sorted((x["key"], x["event"]["event_id"]) for x in map(json.loads, kafka_messages(kafka_broker.bootstrap,
-                                                                                            "mp-late")))
+    assert redis_decisions(redis_url) == want and len(want) == len(sim.truth["users"])
+    late = _late_on(kafka_broker.bootstrap, "mp-late")
     assert late == want_late and late  # too-late events exist, and both call the same ones late
     dead = [json.loads(m) for m in kafka_messages(kafka_broker.bootstrap, "mp-dead")]
     assert len(dead) == len(sim.malformed) and {d["partition"] for d in dead} <= {0, 1, 2, 3}
+
+
+def test_four_partitions_at_parallelism_two_killed_mid_stream_and_restored_give_the_reference_runners_result(
+        kafka_broker, redis_url, tmp_path):
+    """The same at parallelism 2 on 4 partitions, with a crash: events arrive while the job runs, the whole job is
+    SIGKILLed after checkpoints and decisions, then restored from the latest checkpoint and run to the end. The final
+    Redis and the late events (both runs', a replayed one once) are the reference runner's over the same topic."""
+    import threading
+
+    sim = _sim4(59)
+    cfg = _config(tmp_path, "mpr", parallelism=2, checkpoint_interval="500ms")
+    create_topic(kafka_broker.bootstrap, "mpr-events", 4)
+    log = open(tmp_path / "first.log", "w")
+    p = _run(kafka_broker.bootstrap, "mpr-events", redis_url, cfg, stdout=log, stderr=subprocess.STDOUT)
+    client = redis.Redis.from_url(redis_url)
+    producer = threading.Thread(target=_keyed, args=(sim, kafka_broker.bootstrap, "mpr-events", 400))
+    partial = _kill_mid_stream(p, log, tmp_path, client, producer)
+    r = _run(kafka_broker.bootstrap, "mpr-events", redis_url, cfg, "--bounded", "--from-checkpoint", "latest")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "restored from" in r.stderr
+    got, late = redis_decisions(redis_url), sorted(set(_late_on(kafka_broker.bootstrap, "mpr-late")))
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    want, want_late = _reference_on(kafka_broker.bootstrap, "mpr-events", redis_url, cfg, tmp_path / "ref")
+    assert 0 < partial and got == want and len(want) == len(sim.truth["users"])
+    assert late == sorted(set(want_late)) and late
