@@ -166,10 +166,10 @@ class Produced:
             if problem is not None:
                 errors.append({"index": i, "error": problem})
                 continue
-            # the producer contract: keyed by the user (each user's records in one partition, in order) and
-            # the record timestamp is the event's ts (the Flink job counts records where it is not)
+            # keyed by the user: each user's records in one partition, in order. The record timestamp stays the
+            # producer's clock: one set to an old event's ts is deleted at once by the broker's time retention
             self.producer.produce(self.topic, self.wire.encode(ev), key=str(ev["user_id"]).encode(),
-                                  timestamp=int(ev["ts"]), on_delivery=self._delivered)
+                                  on_delivery=self._delivered)
             accepted += 1
         self.producer.poll(0)
         return accepted, errors

@@ -437,6 +437,7 @@ class FrontCore(RunCore):
         super().open(ctx)
         self.ingest = ingest_for(self.cfg, Pseudonymiser(self.key), self.source)
         self.privacy_decode = None
+        self.lateness = self.cfg.event_time.allowed_lateness
 
     def _dead(self, d: DeadLetter):
         self.counts.reason(DEAD_LETTERS, d.reason)
@@ -454,7 +455,7 @@ class FrontCore(RunCore):
         if key[0] == "!":  # decoded here, not there: an envelope the front cannot read (a writer schema's order)
             yield from self._dead(self.ingest.dead(BadValue(_UNKEYED), payload, partition, offset))
             return
-        if ts != event_ts:  # the producer contract: record timestamp = the event's ts (event time is the ts)
+        if abs(ts - event_ts) > self.lateness:  # produced far from the event's time: a skewed clock, a replay
             self.counts.inc(RECORD_TS_DIFFERS)
         yield from self._accept(key, ev, None if own == NULL else own, ctx)
 
@@ -474,7 +475,9 @@ class FrontCore(RunCore):
         yield from self._privacy(key, request, ctx.timer_service().current_watermark(), ctx)
 
 
-RECORD_TS_DIFFERS = "record_ts_differs"  # counted: events whose Kafka record timestamp is not their ts
+# counted: events whose Kafka record timestamp is more than the allowed lateness from their ts (event time is the
+# Avro ts, read in Java; the record timestamp is the producer's clock)
+RECORD_TS_DIFFERS = "record_ts_differs"
 _UNKEYED = ("its envelope (id, user_id, type, ts: the first four fields) could not be read where the job keys it: "
             "every writer schema must start with them (transforms/envelope.py)")
 
