@@ -43,17 +43,13 @@ def _produce(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes]]) -> Non
     """(user key, value) messages onto a new topic of PARTITIONS partitions, keyed (each user in one partition)."""
     from confluent_kafka import Producer
 
+    from shiftstream.jobs.kafka import produce_waiting
     from shiftstream.jobs.testing import create_topic
 
     create_topic(bootstrap, topic, PARTITIONS)
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": 1_000_000})
     for key, value in msgs:
-        while True:
-            try:
-                p.produce(topic, value, key=key)
-                break
-            except BufferError:
-                p.poll(0.05)
+        produce_waiting(p, topic, value, key=key)
     if p.flush(120):
         raise RuntimeError(f"bench.flink: messages for {topic} not delivered")
 

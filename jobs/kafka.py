@@ -325,6 +325,16 @@ def run_kafka(job: ReferenceJob, cfg: Config, bootstrap: str, topic: str, privac
     return report
 
 
+def produce_waiting(producer, topic: str, value: bytes, **kw) -> None:
+    """producer.produce, waiting (polling its deliveries) while librdkafka's local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value, **kw)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def ensure_topic(bootstrap: str, topic: str, why: str) -> bool:
     """Create `topic` (one partition, the broker's default replication) unless it exists; True if created. For the
     topics a job must read from the start, such as the privacy topic: a request produced before the job found the

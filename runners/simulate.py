@@ -47,7 +47,7 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
     from confluent_kafka import Producer
     from tqdm import tqdm
 
-    from shiftstream.jobs.kafka import client_config
+    from shiftstream.jobs.kafka import client_config, produce_waiting
 
     wire = WireCodec(MemoryRegistry(), "interaction")
     pwire = WireCodec(MemoryRegistry(), "privacy_request")
@@ -79,12 +79,7 @@ def produce(sim: Simulation, bootstrap: str, topic: str, privacy_topic: str, rat
             del book[next(iter(book))]
 
     def send(t: str, value: bytes) -> None:
-        while True:
-            try:
-                producer.produce(t, value, on_delivery=delivered)
-                return
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, t, value, on_delivery=delivered)
 
     sent = 0
     t0 = time.monotonic()
